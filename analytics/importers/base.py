@@ -1,0 +1,214 @@
+"""What every importer shares: the error a person reads, the canonical row shapes, and the
+field parsers that turn an export's text into exact values.
+
+Importers stream: they yield canonical rows one at a time and fill a ``Coverage`` as they go,
+so a file of millions of rows is never held in memory.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Literal, NamedTuple
+
+
+class ImportFailure(ValueError):
+    """A file that cannot be imported, with where and what to do, in plain words."""
+
+    def __init__(self, file_name: str, message: str, line: int | None = None) -> None:
+        self.file_name = file_name
+        self.line = line
+        self.reason = message
+        where = f"{file_name}, line {line}" if line else file_name
+        super().__init__(f"{where}: {message}")
+
+
+class UsageRow(NamedTuple):
+    """One usage bucket in canonical form (``input_tokens`` includes cached tokens)."""
+
+    line: int
+    provider: str
+    kind: str
+    day: date
+    bucket_start: datetime
+    bucket_end: datetime
+    project_id: str
+    user_id: str
+    api_key_id: str
+    model: str
+    batch: bool
+    service_tier: str
+    input_tokens: int
+    cached_input_tokens: int
+    output_tokens: int
+    requests: int
+
+
+class CostRow(NamedTuple):
+    """One billed cost line in canonical form; ``org_level`` when the export gave no project."""
+
+    line: int
+    provider: str
+    day: date
+    org_level: bool
+    project_id: str
+    api_key_id: str
+    user_id: str
+    line_item: str
+    model: str
+    token_type: str
+    amount: Decimal
+    currency: str
+    quantity: Decimal | None
+    unit: str
+
+
+@dataclass
+class Coverage:
+    """What an import speaks for: the days and projects whose stored rows it replaces."""
+
+    days: set[date] = field(default_factory=set)
+    projects: set[str] = field(default_factory=set)
+    rows: int = 0
+    total_usd: Decimal = Decimal(0)
+    project_names: dict[str, str] = field(default_factory=dict)
+    key_names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def first_day(self) -> date | None:
+        return min(self.days) if self.days else None
+
+    @property
+    def last_day(self) -> date | None:
+        return max(self.days) if self.days else None
+
+
+@dataclass
+class ParsedFile:
+    """A recognised export: its format, what it holds, and the stream of its rows."""
+
+    file_name: str
+    format: str
+    provider: str
+    kind: Literal["usage", "cost"]
+    usage_kind: str  # completions, embeddings, ... ('' for cost)
+    rows: Iterator[UsageRow] | Iterator[CostRow]
+    coverage: Coverage
+
+
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no", ""}
+
+
+class FieldParser:
+    """Parses one file's fields, naming the file and line in every error."""
+
+    def __init__(self, file_name: str) -> None:
+        self.file_name = file_name
+        self._day_cache: dict[str, tuple[datetime, date]] = {}
+
+    def fail(self, line: int | None, message: str) -> ImportFailure:
+        return ImportFailure(self.file_name, message, line)
+
+    def count(self, text: str | int | float | None, column: str, line: int) -> int:
+        """A token or request count: exported as ``10`` or ``10.0``; never negative or fractional."""
+        if text is None or text == "":
+            return 0
+        if isinstance(text, bool):
+            raise self.fail(line, f"column '{column}' holds {text!r}, not a count.")
+        if isinstance(text, int):
+            value: float | int = text
+        else:
+            raw = str(text).strip()
+            whole, _, frac = raw.partition(".")
+            if whole.isdigit() and frac.strip("0") == "":
+                value = int(whole)  # exact, however many digits
+            else:
+                try:
+                    value = float(raw)
+                except ValueError:
+                    raise self.fail(
+                        line, f"column '{column}' holds {raw[:40]!r}, which is not a number. "
+                        "Re-download the export from the provider; do not edit it in a "
+                        "spreadsheet.",
+                    ) from None
+        if not math.isfinite(value) or value != int(value) or value < 0:
+            raise self.fail(line, f"column '{column}' holds {str(text)[:40]!r}: a count must be "
+                            "a whole number of at least 0.")
+        if value >= 2**62:
+            raise self.fail(line, f"column '{column}' holds {str(text)[:40]!r}, which is too large "
+                            "to be a real count.")
+        return int(value)
+
+    def flag(self, text: str | bool | None, column: str, line: int) -> bool:
+        """A boolean as exported: ``True``/``False``/``TRUE``/``FALSE`` (or JSON true/false)."""
+        if isinstance(text, bool):
+            return text
+        low = (text or "").strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise self.fail(line, f"column '{column}' holds {text!r}; expected True or False.")
+
+    def amount(self, text: str | int | float | None, column: str, line: int) -> Decimal:
+        """Dollars as an exact decimal: long zero-padded text or a JSON string/number."""
+        raw = str(text).strip()
+        try:
+            value = Decimal(raw)
+        except InvalidOperation:
+            raise self.fail(line, f"column '{column}' holds {raw[:40]!r}, which is not an amount "
+                            "of money.") from None
+        if not value.is_finite():
+            raise self.fail(line, f"column '{column}' holds {raw[:40]!r}, which is not a finite "
+                            "amount.")
+        if value < 0:
+            raise self.fail(line, f"column '{column}' holds a negative amount ({raw[:40]}). Usage "
+                            "exports carry no credits; re-download the file from the provider.")
+        if abs(value) >= Decimal("1e15"):
+            raise self.fail(line, f"column '{column}' holds {raw[:40]!r}, far beyond any real bill.")
+        return value
+
+    def bucket(self, start: str | int | None, end: str | int | None,
+               line: int) -> tuple[datetime, datetime, date]:
+        """A bucket's UTC start and end (from unix seconds) and the day it counts for."""
+        b_start, day = self._instant(start, "start_time", line)
+        b_end, _ = self._instant(end, "end_time", line)
+        if b_end <= b_start:
+            raise self.fail(line, "end_time is not after start_time.")
+        return b_start, b_end, day
+
+    def _instant(self, text: str | int | None, column: str, line: int) -> tuple[datetime, date]:
+        key = str(text).strip()
+        hit = self._day_cache.get(key)
+        if hit is not None:
+            return hit
+        try:
+            seconds = float(key)
+            if not math.isfinite(seconds) or seconds != int(seconds):
+                raise ValueError
+            # 2001-09-09 .. 2100-01-01: anything outside is not a usage export's timestamp.
+            if not 1_000_000_000 <= seconds < 4_102_444_800:
+                raise ValueError
+        except ValueError:
+            raise self.fail(line, f"column '{column}' holds {key[:40]!r}; expected a unix time in "
+                            "seconds such as 1788220800.") from None
+        moment = datetime.fromtimestamp(int(seconds), UTC).replace(tzinfo=None)
+        hit = (moment, moment.date())
+        self._day_cache[key] = hit
+        return hit
+
+
+def parse_line_item(line_item: str) -> tuple[str, str]:
+    """Split ``"gpt-4o-mini-2024-07-18, cached input"`` into model and token type.
+
+    >>> parse_line_item("gpt-4o-mini-2024-07-18, cached input")
+    ('gpt-4o-mini-2024-07-18', 'cached_input')
+    """
+    model, sep, kind = line_item.rpartition(",")
+    if not sep:
+        return line_item.strip(), ""
+    return model.strip(), kind.strip().lower().replace(" ", "_")

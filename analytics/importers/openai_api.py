@@ -1,0 +1,138 @@
+"""OpenAI Admin API pages: ``/v1/organization/usage/<endpoint>`` and ``/v1/organization/costs``.
+
+A page is ``{"object": "page", "data": [bucket, ...], "has_more", "next_page"}``; each bucket
+holds ``results``. Costs give ``amount.value`` as a JSON number or as a string with 39
+decimals; both become exact decimals. Several pages of one endpoint are one import.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from analytics.importers.base import (
+    CostRow,
+    Coverage,
+    FieldParser,
+    ImportFailure,
+    ParsedFile,
+    UsageRow,
+    parse_line_item,
+)
+
+USAGE_RESULT_PREFIX = "organization.usage."
+COST_RESULT = "organization.costs.result"
+
+
+def load_page(raw: bytes, file_name: str) -> dict[str, Any]:
+    """Parse and shape-check one page, so a wrong or truncated file fails before any row."""
+    try:
+        page = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise ImportFailure(file_name, "is not UTF-8 text.") from None
+    except json.JSONDecodeError as exc:
+        raise ImportFailure(file_name, f"is not valid JSON ({exc.msg}); the file may be "
+                            "truncated. Fetch the page again.", exc.lineno) from None
+    if not isinstance(page, dict) or page.get("object") != "page" or not isinstance(
+            page.get("data"), list):
+        raise ImportFailure(file_name, "is JSON but not an OpenAI Admin API page (expected "
+                            '{"object": "page", "data": [...]}).')
+    return page
+
+
+def page_kind(page: dict[str, Any], file_name: str) -> str:
+    """'costs' or the usage endpoint ('completions', 'embeddings', ...) the page came from."""
+    for bucket in page["data"]:
+        for result in bucket.get("results", []) if isinstance(bucket, dict) else []:
+            obj = str(result.get("object", "")) if isinstance(result, dict) else ""
+            if obj == COST_RESULT:
+                return "costs"
+            if obj.startswith(USAGE_RESULT_PREFIX) and obj.endswith(".result"):
+                return obj.removeprefix(USAGE_RESULT_PREFIX).removesuffix(".result")
+    return "empty"
+
+
+def read_pages(pages: list[tuple[str, dict[str, Any]]], kind: str, name: str) -> ParsedFile:
+    """One import from the pages of a single endpoint (usage kind or 'costs')."""
+    cov = Coverage()
+    if kind == "costs":
+        return ParsedFile(name, "openai_api_costs", "openai", "cost", "",
+                          _cost_rows(pages, cov), cov)
+    return ParsedFile(name, f"openai_api_usage_{kind}", "openai", "usage", kind,
+                      _usage_rows(pages, kind, cov), cov)
+
+
+def _buckets(pages: list[tuple[str, dict[str, Any]]],
+             cov: Coverage) -> Iterator[tuple[FieldParser, int, tuple[Any, Any, Any], dict[str, Any]]]:
+    """(parser, position, (bucket start, end, day), result) for every result of every page.
+
+    The position counts results across a page (1-based) and stands in for a line number.
+    """
+    for file_name, page in pages:
+        parser = FieldParser(file_name)
+        position = 0
+        for bucket in page["data"]:
+            position += 1
+            if not isinstance(bucket, dict):
+                raise parser.fail(None, f"bucket {position} is not an object.")
+            start, end, day = parser.bucket(bucket.get("start_time"), bucket.get("end_time"),
+                                            position)
+            cov.days.add(day)
+            results = bucket.get("results", [])
+            if not isinstance(results, list):
+                raise parser.fail(None, f"bucket {position} has no list of results.")
+            for result in results:
+                position += 1
+                if not isinstance(result, dict):
+                    raise parser.fail(None, f"result {position} is not an object.")
+                yield parser, position, (start, end, day), result
+
+
+def _text(result: dict[str, Any], key: str) -> str:
+    value = result.get(key)
+    return "" if value is None else str(value).strip()
+
+
+def _usage_rows(pages: list[tuple[str, dict[str, Any]]], kind: str,
+                cov: Coverage) -> Iterator[UsageRow]:
+    for parser, pos, (start, end, day), r in _buckets(pages, cov):
+        project = _text(r, "project_id")
+        cov.projects.add(project)
+        cov.rows += 1
+        yield UsageRow(
+            pos, "openai", kind, day, start, end, project, _text(r, "user_id"),
+            _text(r, "api_key_id"), _text(r, "model"),
+            parser.flag(r.get("batch") if r.get("batch") is not None else False, "batch", pos),
+            _text(r, "service_tier") or "default",
+            parser.count(r.get("input_tokens"), "input_tokens", pos),
+            parser.count(r.get("input_cached_tokens"), "input_cached_tokens", pos),
+            parser.count(r.get("output_tokens"), "output_tokens", pos),
+            parser.count(r.get("num_model_requests"), "num_model_requests", pos),
+        )
+
+
+def _cost_rows(pages: list[tuple[str, dict[str, Any]]], cov: Coverage) -> Iterator[CostRow]:
+    for parser, pos, (_, _, day), r in _buckets(pages, cov):
+        amount_obj = r.get("amount")
+        if not isinstance(amount_obj, dict) or amount_obj.get("value") is None:
+            continue  # no spend in this result
+        amount = parser.amount(amount_obj.get("value"), "amount.value", pos)
+        currency = str(amount_obj.get("currency") or "usd").upper()
+        project = _text(r, "project_id")
+        if project:
+            cov.projects.add(project)
+            if _text(r, "project_name"):
+                cov.project_names[project] = _text(r, "project_name")
+        line_item = _text(r, "line_item")
+        model, token_type = parse_line_item(line_item) if line_item else ("", "")
+        quantity = r.get("quantity")
+        cov.rows += 1
+        if currency == "USD":
+            cov.total_usd += amount
+        yield CostRow(
+            pos, "openai", day, not project, project, _text(r, "api_key_id"),
+            _text(r, "user_id"), line_item, model, token_type, amount, currency,
+            parser.amount(quantity, "quantity", pos) if quantity is not None else None,
+            _text(r, "quantity_unit"),
+        )

@@ -1,0 +1,281 @@
+"""Write a parsed export into the store: all rows or none, counted exactly once.
+
+Each import runs in one transaction:
+
+1. stream the file's rows into a temporary staging table (bounded memory; a bad row raises
+   and the transaction rolls back, leaving the store as it was);
+2. refuse a file that repeats a row (the same natural key twice);
+3. delete what the store holds for the days and projects the file covers (for that provider
+   and kind of data), whatever import or grouping brought it;
+4. copy the staged rows in and record the import.
+
+Step 3 is what makes overlapping downloads, a CSV and the Admin API pages of the same days, or
+a cost export grouped two ways count once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+
+from analytics.importers import ImportFailure, ParsedFile, Source, parse_sources
+from analytics.importers.base import CostRow, UsageRow
+from analytics.store import COST_KEY, USAGE_KEY, ApiKey, ImportRecord, Money, Project
+
+CHUNK = 20_000
+
+USAGE_COLUMNS = UsageRow._fields  # line first, then the stored columns in order
+COST_COLUMNS = CostRow._fields
+
+
+@dataclass
+class ImportResult:
+    """What one import did, for the CLI line, the JSON output and the import page."""
+
+    file: str
+    ok: bool
+    format: str = ""
+    kind: str = ""
+    rows: int = 0
+    new: int = 0
+    replaced: int = 0
+    first_day: str | None = None
+    last_day: str | None = None
+    total_usd: str | None = None
+    import_id: int | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _hash_source(data: bytes | Path) -> str:
+    digest = hashlib.sha256()
+    if isinstance(data, Path):
+        with data.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    else:
+        digest.update(data)
+    return digest.hexdigest()
+
+
+class _Writer:
+    """Dialect-specific bulk paths: ``executemany`` on SQLite, ``COPY`` on PostgreSQL."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.sqlite = conn.dialect.name == "sqlite"
+        self._money = Money()
+        self._cache: dict[Any, Any] = {}
+
+    def _convert(self, value: Any) -> Any:
+        """Python values to what SQLAlchemy itself would store for them on this dialect."""
+        if not self.sqlite:
+            return value
+        if isinstance(value, bool):
+            return int(value)
+        if isinstance(value, Decimal):  # a quantity: SQLAlchemy keeps Numeric as REAL here
+            return float(value)
+        if isinstance(value, datetime | date):
+            hit = self._cache.get(value)
+            if hit is None:
+                hit = (value.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(value, datetime)
+                       else value.isoformat())
+                self._cache[value] = hit
+            return hit
+        return value
+
+    def create_stage(self, name: str, like: str, columns: tuple[str, ...]) -> None:
+        cols = ", ".join(columns[1:])
+        if self.sqlite:
+            self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
+            self.conn.exec_driver_sql(
+                f"CREATE TEMP TABLE {name} AS SELECT 0 AS line, {cols} FROM {like} WHERE 0")
+        else:
+            self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+            self.conn.exec_driver_sql(
+                f"CREATE TEMP TABLE {name} ON COMMIT DROP AS "
+                f"SELECT 0 AS line, {cols} FROM {like} WITH NO DATA")
+
+    def write(self, name: str, columns: tuple[str, ...], rows: Iterator[tuple],
+              money_index: int | None) -> None:
+        if self.sqlite:
+            sql = f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+            while chunk := list(islice(rows, CHUNK)):
+                converted = [self._sqlite_row(r, money_index) for r in chunk]
+                self.conn.exec_driver_sql(sql, converted)
+            return
+        raw = self.conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy(
+                f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def _sqlite_row(self, row: tuple, money_index: int | None) -> tuple:
+        out = [self._convert(v) for v in row]
+        if money_index is not None:
+            out[money_index] = self._money.process_bind_param(row[money_index], self.conn.dialect)
+        return tuple(out)
+
+
+def _key_match(columns: Iterable[str], left: str, right: str) -> str:
+    return " AND ".join(f"{left}.{c} = {right}.{c}" for c in columns)
+
+
+def _check_duplicates(conn: Connection, stage: str, key: tuple[str, ...], name: str) -> None:
+    cols = ", ".join(key)
+    dup = conn.exec_driver_sql(
+        f"SELECT MIN(line), MAX(line) FROM {stage} GROUP BY {cols} HAVING COUNT(*) > 1 "
+        f"ORDER BY MIN(line) LIMIT 1").first()
+    if dup:
+        raise ImportFailure(name, f"repeats the row of line {dup[0]} (same day, project, key, "
+                            "user, model and type). Each row must appear once: download the "
+                            "export again rather than joining files by hand.", dup[1])
+
+
+def _scope(cov_days: set[date], projects: set[str], conn: Connection, table: str,
+           where: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause of what this import replaces, with its parameters."""
+    writer_sqlite = conn.dialect.name == "sqlite"
+    days = sorted(d.isoformat() if writer_sqlite else d for d in cov_days)
+    params = dict(params)
+    day_names = [f"d{i}" for i in range(len(days))]
+    params.update(zip(day_names, days, strict=True))
+    clause = f"{where} AND {table}.day IN ({', '.join(':' + n for n in day_names)})"
+    if "" not in projects:  # a file grouped by project speaks only for its projects
+        proj_names = [f"p{i}" for i in range(len(projects))]
+        params.update(zip(proj_names, sorted(projects), strict=True))
+        clause += f" AND {table}.project_id IN ({', '.join(':' + n for n in proj_names)})"
+    return clause, params
+
+
+def _replace(conn: Connection, parsed: ParsedFile, stage: str,
+             import_id: int) -> tuple[int, int]:
+    """Swap the staged rows in for what the store holds in the file's scope: (new, replaced)."""
+    cov = parsed.coverage
+    if parsed.kind == "usage":
+        table, key, cols = "usage", USAGE_KEY, USAGE_COLUMNS[1:]
+        base, params = "usage.provider = :prov AND usage.kind = :kind", {
+            "prov": parsed.provider, "kind": parsed.usage_kind}
+        scopes = [(base, params, cov.projects)]
+    else:
+        table, key, cols = "cost", COST_KEY, COST_COLUMNS[1:]
+        params = {"prov": parsed.provider}
+        org_days = conn.execute(text(f"SELECT COUNT(*) FROM {stage} WHERE org_level = :t"),
+                                {"t": True}).scalar_one()
+        scopes = [("cost.provider = :prov AND cost.org_level = :f", {**params, "f": False},
+                   cov.projects - {""})]
+        if org_days:
+            scopes.append(("cost.provider = :prov AND cost.org_level = :t", {**params, "t": True},
+                           {""}))
+    if not cov.days:
+        return 0, 0
+    matched = conn.exec_driver_sql(
+        f"SELECT COUNT(*) FROM {stage} s JOIN {table} ON {_key_match(key, 's', table)}"
+    ).scalar_one()
+    replaced = 0
+    for where, prm, projects in scopes:
+        if not projects:
+            continue
+        clause, bound = _scope(cov.days, projects, conn, table, where, prm)
+        replaced += conn.execute(text(f"DELETE FROM {table} WHERE {clause}"), bound).rowcount
+    staged = conn.exec_driver_sql(f"SELECT COUNT(*) FROM {stage}").scalar_one()
+    conn.execute(text(f"INSERT INTO {table} (import_id, {', '.join(cols)}) "
+                      f"SELECT :import_id, {', '.join(cols)} FROM {stage}"),
+                 {"import_id": import_id})
+    return staged - matched, replaced
+
+
+def _upsert_names(conn: Connection, parsed: ParsedFile) -> None:
+    """Remember project and key names the export carried, without touching environments."""
+    cov = parsed.coverage
+    projects = Project.__table__
+    for pid in sorted(p for p in cov.projects if p):
+        row = conn.execute(projects.select().where(
+            projects.c.provider == parsed.provider, projects.c.project_id == pid)).first()
+        name = cov.project_names.get(pid)
+        if row is None:
+            conn.execute(projects.insert().values(
+                provider=parsed.provider, project_id=pid, name=name, environment=None))
+        elif name and row.name != name:
+            conn.execute(projects.update().where(
+                projects.c.provider == parsed.provider, projects.c.project_id == pid)
+                .values(name=name))
+    keys = ApiKey.__table__
+    for kid, kname in sorted(cov.key_names.items()):
+        conn.execute(keys.delete().where(keys.c.provider == parsed.provider,
+                                         keys.c.api_key_id == kid))
+        conn.execute(keys.insert().values(provider=parsed.provider, api_key_id=kid, name=kname))
+
+
+def import_parsed(engine: Engine, parsed: ParsedFile, file_hash: str, user: str) -> ImportResult:
+    """Write one recognised export in one transaction; raise ``ImportFailure`` on bad rows.
+
+    SQLite takes the write lock up front (``BEGIN IMMEDIATE``) and PostgreSQL an advisory
+    lock, so two imports at once queue instead of each missing the other's rows.
+    """
+    stage = f"stage_{parsed.kind}"
+    columns = USAGE_COLUMNS if parsed.kind == "usage" else COST_COLUMNS
+    money_index = None if parsed.kind == "usage" else COST_COLUMNS.index("amount")
+    key = USAGE_KEY if parsed.kind == "usage" else COST_KEY
+    cov = parsed.coverage
+    with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7261001)")
+        writer = _Writer(conn)
+        writer.create_stage(stage, parsed.kind, columns)
+        writer.write(stage, columns, iter(parsed.rows), money_index)
+        _check_duplicates(conn, stage, key, parsed.file_name)
+        imports = ImportRecord.__table__
+        import_id = conn.execute(imports.insert().values(
+            file_name=parsed.file_name, file_hash=file_hash, format=parsed.format,
+            provider=parsed.provider, kind=parsed.usage_kind or parsed.kind,
+            rows_read=cov.rows, rows_new=0, rows_replaced=0, first_day=cov.first_day,
+            last_day=cov.last_day, total_usd=cov.total_usd if parsed.kind == "cost" else None,
+            imported_by=user, imported_at=datetime.now(UTC).replace(tzinfo=None),
+        )).inserted_primary_key[0]
+        new, replaced = _replace(conn, parsed, stage, import_id)
+        conn.execute(imports.update().where(imports.c.id == import_id)
+                     .values(rows_new=new, rows_replaced=replaced))
+        _upsert_names(conn, parsed)
+        conn.exec_driver_sql(f"DROP TABLE {stage}")
+    return ImportResult(
+        file=parsed.file_name, ok=True, format=parsed.format,
+        kind=parsed.usage_kind or parsed.kind, rows=cov.rows, new=new, replaced=replaced,
+        first_day=cov.first_day.isoformat() if cov.first_day else None,
+        last_day=cov.last_day.isoformat() if cov.last_day else None,
+        total_usd=str(cov.total_usd) if parsed.kind == "cost" else None, import_id=import_id,
+    )
+
+
+def import_sources(engine: Engine, sources: list[Source], user: str = "cli") -> list[ImportResult]:
+    """Import every source, each in its own transaction; a bad one is reported, not fatal."""
+    hashes = {name: _hash_source(data) for name, data in sources if _readable(data)}
+    results: list[ImportResult] = []
+    for item in parse_sources(sources):
+        if isinstance(item, ImportFailure):
+            results.append(ImportResult(file=item.file_name, ok=False, error=str(item)))
+            continue
+        digest = hashes.get(item.file_name.split(" (+")[0], "")
+        try:
+            results.append(import_parsed(engine, item, digest, user))
+        except ImportFailure as failure:
+            results.append(ImportResult(file=item.file_name, ok=False, format=item.format,
+                                        error=str(failure)))
+    return results
+
+
+def _readable(data: bytes | Path) -> bool:
+    return not isinstance(data, Path) or data.is_file()
+
+
+__all__ = ["ImportResult", "import_sources", "import_parsed"]

@@ -1,0 +1,220 @@
+"""Spend and token aggregates, computed in SQL and scoped to the acting principal.
+
+Every figure a page or CLI command shows comes through here. Grouping, filtering and summing
+happen in the database; Python only joins the (small) billed-cost and usage aggregates on
+their group keys and adds display names.
+
+Billed cost is the truth for money. Org-level cost rows (an export without a project column)
+count only on days that have no project rows, so an org total never adds to project figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Integer,
+    Select,
+    and_,
+    exists,
+    false,
+    func,
+    select,
+    true,
+)
+
+from analytics.access import AccessDenied, Principal
+from analytics.store import ApiKey, Cost, ImportRecord, Project, Usage
+
+DIMENSIONS = ("project", "model", "api_key", "user", "provider", "day", "week", "month")
+TOKEN_COLUMNS = ("input_tokens", "cached_input_tokens", "output_tokens", "requests")
+
+_COLUMN = {"project": "project_id", "model": "model", "api_key": "api_key_id",
+           "user": "user_id", "provider": "provider", "day": "day"}
+
+
+def _dimension(table: Any, dim: str, dialect: str) -> ColumnElement[Any]:
+    """The SQL expression for a grouping dimension on the usage or cost table."""
+    if dim in _COLUMN:
+        return table.c[_COLUMN[dim]]
+    day = table.c.day
+    if dim == "month":
+        if dialect == "sqlite":
+            return func.strftime("%Y-%m", day)
+        return func.to_char(day, "YYYY-MM")
+    if dim == "week":  # the Monday that starts the ISO week
+        if dialect == "sqlite":
+            offset = (func.cast(func.strftime("%w", day), Integer) + 6) % 7
+            return func.date(day, func.printf("-%d days", offset))
+        return func.to_char(func.date_trunc("week", day), "YYYY-MM-DD")
+    raise ValueError(f"Unknown grouping '{dim}'. Choose one of: {', '.join(DIMENSIONS)}.")
+
+
+def visible_projects(engine: Engine, principal: Principal,
+                     project: str | Sequence[str] | None) -> list[str] | None:
+    """The project filter to apply: the principal's scope narrowed by what was asked for.
+
+    A project the principal may not see is refused with the same words as one that does not
+    exist, so ids cannot be probed.
+    """
+    asked = [project] if isinstance(project, str) else list(project) if project else None
+    if asked is not None:
+        for pid in asked:
+            if not principal.sees(pid):
+                raise AccessDenied(f"No project '{pid}' is visible to {principal.username}.")
+        return asked
+    return sorted(principal.projects) if principal.projects is not None else None
+
+
+def _filters(table: Any, start: date | None, end: date | None,
+             projects: list[str] | None, provider: str | None) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = []
+    if start is not None:
+        conds.append(table.c.day >= start)
+    if end is not None:
+        conds.append(table.c.day <= end)
+    if projects is not None:
+        conds.append(table.c.project_id.in_(projects))
+    if provider:
+        conds.append(table.c.provider == provider)
+    return conds
+
+
+def effective_cost_condition(cost: Any) -> ColumnElement[bool]:
+    """Project rows always; org-level rows only on days with no project rows."""
+    other = Cost.__table__.alias("proj_rows")
+    has_project_rows = exists().where(
+        other.c.provider == cost.c.provider, other.c.day == cost.c.day,
+        other.c.org_level == false())
+    return (cost.c.org_level == false()) | and_(cost.c.org_level == true(), ~has_project_rows)
+
+
+def _cost_query(dims: list[str], dialect: str, conds: list[ColumnElement[bool]]) -> Select:
+    cost = Cost.__table__
+    keys = [_dimension(cost, d, dialect).label(d) for d in dims]
+    return (select(*keys, func.sum(cost.c.amount).label("cost_usd"))
+            .where(effective_cost_condition(cost), *conds)
+            .group_by(*keys))
+
+
+def _usage_query(dims: list[str], dialect: str, conds: list[ColumnElement[bool]]) -> Select:
+    usage = Usage.__table__
+    keys = [_dimension(usage, d, dialect).label(d) for d in dims]
+    sums = [func.sum(usage.c[c]).label(c) for c in TOKEN_COLUMNS]
+    return select(*keys, *sums).where(*conds).group_by(*keys)
+
+
+def spend(engine: Engine, principal: Principal, by: str | Sequence[str],
+          start: date | None = None, end: date | None = None,
+          project: str | Sequence[str] | None = None, provider: str | None = None) -> pd.DataFrame:
+    """Billed cost and tokens grouped by one or more dimensions, within the principal's projects.
+
+    Returns one row per group with the dimension columns, ``cost_usd`` (``Decimal``; ``None``
+    where only usage exists), the token and request counts (0 where only cost exists), and a
+    ``name`` column for project and API key groups.
+
+    >>> spend(engine, SYSTEM, "project")  # doctest: +SKIP
+    """
+    dims = [by] if isinstance(by, str) else list(by)
+    for d in dims:
+        if d not in DIMENSIONS:
+            raise ValueError(f"Unknown grouping '{d}'. Choose one of: {', '.join(DIMENSIONS)}.")
+    projects = visible_projects(engine, principal, project)
+    dialect = engine.dialect.name
+    with engine.connect() as conn:
+        cost_rows = conn.execute(_cost_query(
+            dims, dialect, _filters(Cost.__table__, start, end, projects, provider))).all()
+        usage_rows = conn.execute(_usage_query(
+            dims, dialect, _filters(Usage.__table__, start, end, projects, provider))).all()
+    cost_df = pd.DataFrame(cost_rows, columns=[*dims, "cost_usd"])
+    usage_df = pd.DataFrame(usage_rows, columns=[*dims, *TOKEN_COLUMNS])
+    for frame in (cost_df, usage_df):
+        for d in dims:
+            frame[d] = frame[d].map(_key_text)
+    out = cost_df.merge(usage_df, on=dims, how="outer")
+    out["cost_usd"] = out["cost_usd"].astype(object).where(out["cost_usd"].notna(), None)
+    for c in TOKEN_COLUMNS:
+        out[c] = out[c].fillna(0).astype("int64")
+    out = _with_names(engine, out, dims)
+    return out.sort_values(dims, kind="stable").reset_index(drop=True)
+
+
+def _key_text(value: Any) -> str:
+    """Group keys as text: ISO dates for days, the id as exported otherwise."""
+    if isinstance(value, date):
+        return value.isoformat()
+    return "" if value is None else str(value)
+
+
+def _with_names(engine: Engine, frame: pd.DataFrame, dims: list[str]) -> pd.DataFrame:
+    """Add display names for project and API key groups (the id where no name is known)."""
+    lookups = {"project": (Project, "project_id"), "api_key": (ApiKey, "api_key_id")}
+    named = [d for d in dims if d in lookups]
+    if not named:
+        return frame
+    with engine.connect() as conn:
+        for d in named:
+            model, col = lookups[d]
+            table = model.__table__
+            names = {r[0]: r[1] for r in conn.execute(select(table.c[col], table.c.name))
+                     if r[1]}
+            frame[f"{d}_name" if len(named) > 1 or d != dims[0] else "name"] = [
+                names.get(k) or (k if k else "(no project)" if d == "project" else "(none)")
+                for k in frame[d]]
+    return frame
+
+
+def total_cost(engine: Engine, principal: Principal, start: date | None = None,
+               end: date | None = None, project: str | Sequence[str] | None = None) -> Decimal:
+    """Billed dollars in a date range, within the principal's projects."""
+    projects = visible_projects(engine, principal, project)
+    cost = Cost.__table__
+    with engine.connect() as conn:
+        value = conn.execute(select(func.sum(cost.c.amount)).where(
+            effective_cost_condition(cost),
+            *_filters(cost, start, end, projects, None))).scalar_one()
+    return value if value is not None else Decimal(0)
+
+
+def data_range(engine: Engine, principal: Principal) -> tuple[date | None, date | None]:
+    """First and last day with any cost or usage the principal may see."""
+    projects = visible_projects(engine, principal, None)
+    lo: list[date] = []
+    hi: list[date] = []
+    with engine.connect() as conn:
+        for table in (Cost.__table__, Usage.__table__):
+            row = conn.execute(select(func.min(table.c.day), func.max(table.c.day)).where(
+                *_filters(table, None, None, projects, None))).one()
+            if row[0] is not None:
+                lo.append(_as_date(row[0]))
+                hi.append(_as_date(row[1]))
+    return (min(lo) if lo else None, max(hi) if hi else None)
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def import_history(engine: Engine, limit: int = 200) -> pd.DataFrame:
+    """The newest imports first, for the import page and ``import --history``."""
+    imports = ImportRecord.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(select(imports).order_by(imports.c.id.desc()).limit(limit)).all()
+    return pd.DataFrame(rows, columns=[c.name for c in imports.columns])
+
+
+def projects(engine: Engine, principal: Principal) -> pd.DataFrame:
+    """Projects the principal may see, with names and environments."""
+    table = Project.__table__
+    query = select(table).order_by(table.c.provider, table.c.project_id)
+    if principal.projects is not None:
+        query = query.where(table.c.project_id.in_(sorted(principal.projects)))
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return pd.DataFrame(rows, columns=[c.name for c in table.columns])

@@ -1,0 +1,283 @@
+"""The SQL store: typed models, the engine, and the schema's first-use creation.
+
+One module owns the schema so that SQLite (embedded, the default) and PostgreSQL (a team's
+deployment) run the same code. Queries live in ``queries.py``; writes of imported data in
+``ingest.py``. Every table is created through Alembic on first use, so a later schema change is
+a migration, never a hand-edited database.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Dialect,
+    Engine,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    inspect,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+DEFAULT_DB_URL = "sqlite:///data/burnrate.db"
+ROOT = Path(__file__).resolve().parent.parent
+
+# SQLite has no exact decimal type: money is kept there as an integer count of nano-dollars,
+# which sums exactly in SQL (up to $9.2 billion) and is exact to 1e-9 $ per row.
+_NANO = Decimal("1e-9")
+
+
+class Money(TypeDecorator[Decimal]):
+    """Exact dollars: ``Numeric(38, 12)`` on PostgreSQL, integer nano-dollars on SQLite.
+
+    ``SUM()`` over a Money column keeps the Money type, so aggregates come back as ``Decimal``
+    on both dialects without any float in between.
+    """
+
+    impl = Numeric(38, 12)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(Numeric(38, 12, asdecimal=True))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        value = Decimal(value)
+        if dialect.name == "sqlite":
+            return int((value / _NANO).to_integral_value(rounding=ROUND_HALF_EVEN))
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return Decimal(int(value)).scaleb(-9)
+        return Decimal(value)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Project(Base):
+    """A provider project (OpenAI project, Anthropic workspace): names and environment labels."""
+
+    __tablename__ = "projects"
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(256))
+    environment: Mapped[str | None] = mapped_column(String(64))
+
+
+class ApiKey(Base):
+    """An API key's display name, as far as an export told us."""
+
+    __tablename__ = "api_keys"
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    api_key_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(256))
+
+
+class ImportRecord(Base):
+    """One committed import: who brought which file, and what it changed."""
+
+    __tablename__ = "imports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    file_name: Mapped[str] = mapped_column(String(512))
+    file_hash: Mapped[str] = mapped_column(String(64), index=True)
+    format: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    rows_read: Mapped[int] = mapped_column(Integer)
+    rows_new: Mapped[int] = mapped_column(Integer)
+    rows_replaced: Mapped[int] = mapped_column(Integer)
+    first_day: Mapped[date | None] = mapped_column(Date)
+    last_day: Mapped[date | None] = mapped_column(Date)
+    total_usd: Mapped[Decimal | None] = mapped_column(Money)
+    imported_by: Mapped[str] = mapped_column(String(128))
+    imported_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+# Natural key columns: '' (never NULL) for an absent dimension, so unique constraints hold.
+USAGE_KEY = (
+    "provider", "kind", "bucket_start", "bucket_end", "project_id", "user_id", "api_key_id",
+    "model", "batch", "service_tier",
+)
+
+
+class Usage(Base):
+    """A usage bucket: tokens and requests for one combination of the grouping dimensions.
+
+    ``input_tokens`` already includes ``cached_input_tokens`` (as the providers report it).
+    """
+
+    __tablename__ = "usage"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    import_id: Mapped[int] = mapped_column(Integer, index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    day: Mapped[date] = mapped_column(Date)
+    bucket_start: Mapped[datetime] = mapped_column(DateTime)
+    bucket_end: Mapped[datetime] = mapped_column(DateTime)
+    project_id: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[str] = mapped_column(String(128))
+    api_key_id: Mapped[str] = mapped_column(String(128))
+    model: Mapped[str] = mapped_column(String(128))
+    batch: Mapped[bool] = mapped_column(Boolean)
+    service_tier: Mapped[str] = mapped_column(String(32))
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    cached_input_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (
+        UniqueConstraint(*USAGE_KEY, name="uq_usage_natural"),
+        Index("ix_usage_day_project", "day", "project_id"),
+    )
+
+
+COST_KEY = (
+    "provider", "day", "org_level", "project_id", "api_key_id", "user_id", "line_item", "currency",
+)
+
+
+class Cost(Base):
+    """A billed cost line. ``org_level`` rows (no project) are org-wide figures: they are used
+    only for days that have no project rows, never added to them."""
+
+    __tablename__ = "cost"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    import_id: Mapped[int] = mapped_column(Integer, index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    day: Mapped[date] = mapped_column(Date)
+    org_level: Mapped[bool] = mapped_column(Boolean)
+    project_id: Mapped[str] = mapped_column(String(128))
+    api_key_id: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[str] = mapped_column(String(128))
+    line_item: Mapped[str] = mapped_column(String(256))
+    model: Mapped[str] = mapped_column(String(128))
+    token_type: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(8))
+    quantity: Mapped[Decimal | None] = mapped_column(Numeric(30, 6))
+    unit: Mapped[str] = mapped_column(String(32))
+    __table_args__ = (
+        UniqueConstraint(*COST_KEY, name="uq_cost_natural"),
+        Index("ix_cost_day_project", "day", "project_id"),
+    )
+
+
+class User(Base):
+    """A person who may log in; ``projects`` is a comma list of project ids, NULL = all."""
+
+    __tablename__ = "users"
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+    email: Mapped[str] = mapped_column(String(256))
+    password_hash: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    projects: Mapped[str | None] = mapped_column(Text)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Setting(Base):
+    """Organisation settings (name, billing anchor day, ...) as key/value text."""
+
+    __tablename__ = "settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+def database_url(url: str | None = None) -> str:
+    """The store URL: an explicit one, else ``BURNRATE_DB_URL``, else the embedded SQLite file."""
+    return url or os.environ.get("BURNRATE_DB_URL") or DEFAULT_DB_URL
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """WAL and a busy timeout let the app read while an import writes, and let two importers
+    wait for each other instead of failing. The driver's own transaction handling is turned
+    off so that ``_sqlite_begin`` decides how each transaction starts."""
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    """``BEGIN IMMEDIATE`` for writers that ask for it (imports take the write lock up front,
+    so two at once queue instead of interleaving), a plain deferred ``BEGIN`` otherwise."""
+    mode = conn.get_execution_options().get("sqlite_begin", "")
+    conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """An engine for the store, with its schema migrated to the newest version on first use.
+
+    Engines are kept per URL for the life of the process (they hold the connection pool).
+    """
+    url = database_url(url)
+    if url in _ENGINES:
+        return _ENGINES[url]
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        rel = url.removeprefix("sqlite:///")
+        if rel and rel != ":memory:":
+            Path(rel).parent.mkdir(parents=True, exist_ok=True)
+    elif url.startswith("sqlite:////"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, pool_pre_ping=True, future=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+    migrate(engine)
+    _ENGINES[url] = engine
+    return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to Alembic's head revision (creates every table on a new store)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def table_names(engine: Engine) -> list[str]:
+    """The store's tables (for checks and the settings page)."""
+    return sorted(inspect(engine).get_table_names())
+
+
+def dispose_engine(url: str) -> None:
+    """Close an engine's connections and forget it (tests, and a store URL change)."""
+    engine = _ENGINES.pop(database_url(url), None)
+    if engine is not None:
+        engine.dispose()

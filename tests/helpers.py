@@ -1,0 +1,26 @@
+"""Small helpers the tests share: a snapshot of the whole store, and export writers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, func, select
+
+from analytics.store import Cost, ImportRecord, Project, Usage
+
+
+def store_snapshot(engine: Engine) -> dict[str, object]:
+    """Row counts and sums of every fact table: equal snapshots mean an unchanged store."""
+    with engine.connect() as conn:
+        return {
+            "usage": conn.execute(select(func.count(), func.sum(Usage.input_tokens))).one(),
+            "cost": conn.execute(select(func.count(), func.sum(Cost.amount))).one(),
+            "imports": conn.execute(select(func.count()).select_from(ImportRecord)).scalar(),
+            "projects": conn.execute(select(func.count()).select_from(Project)).scalar(),
+        }
+
+
+def write(tmp: Path, name: str, content: str | bytes) -> Path:
+    path = tmp / name
+    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    return path
