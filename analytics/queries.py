@@ -218,3 +218,25 @@ def projects(engine: Engine, principal: Principal) -> pd.DataFrame:
     with engine.connect() as conn:
         rows = conn.execute(query).all()
     return pd.DataFrame(rows, columns=[c.name for c in table.columns])
+
+
+PRICING_KEYS = ("day", "provider", "project_id", "model", "batch", "service_tier")
+
+
+def usage_for_pricing(engine: Engine, principal: Principal, start: date | None = None,
+                      end: date | None = None, project: str | Sequence[str] | None = None,
+                      extra: Sequence[str] = ()) -> pd.DataFrame:
+    """Tokens summed by everything a price depends on (day, model, batch, tier) plus
+    ``extra`` columns of the usage table (e.g. ``api_key_id``), for estimating cost."""
+    projects = visible_projects(engine, principal, project)
+    usage = Usage.__table__
+    keys = [usage.c[k] for k in (*PRICING_KEYS, *[e for e in extra if e not in PRICING_KEYS])]
+    sums = [func.sum(usage.c[c]).label(c) for c in TOKEN_COLUMNS]
+    query = select(*keys, *sums).where(*_filters(usage, start, end, projects, None)).group_by(
+        *keys)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    frame = pd.DataFrame(rows, columns=[*(k.name for k in keys), *TOKEN_COLUMNS])
+    frame["day"] = frame["day"].map(_as_date)
+    frame["batch"] = frame["batch"].astype(bool)
+    return frame

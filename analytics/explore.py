@@ -1,0 +1,98 @@
+"""The Explore page's data: spend and tokens by a dimension over time, at a chosen grain.
+
+Billed cost comes from cost exports. API keys and users are not in OpenAI's default cost
+export, so for those groups (and wherever billed cost is missing) the figure is *estimated*
+from usage and the price book, and the result says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from analytics.access import Principal
+from analytics.models import model_family
+from analytics.pricing import estimate_cost, load_price_book
+from analytics.queries import TOKEN_COLUMNS, spend, usage_for_pricing
+
+GROUPS = {"project": "Project", "model": "Model", "model_family": "Model family",
+          "api_key": "API key", "user": "User", "provider": "Provider"}
+GRAINS = ("day", "week", "month")
+_USAGE_COLUMN = {"project": "project_id", "model": "model", "api_key": "api_key_id",
+                 "user": "user_id", "provider": "provider"}
+
+
+@dataclass(frozen=True)
+class ExploreResult:
+    series: pd.DataFrame  # period, label, cost_usd (float), total_tokens, requests, estimated
+    table: pd.DataFrame  # one row per group: key, label, cost_usd, tokens, requests, basis
+    note: str
+
+
+def _period_of(day: date, grain: str) -> str:
+    if grain == "day":
+        return day.isoformat()
+    if grain == "week":
+        return (day - timedelta(days=day.weekday())).isoformat()
+    return day.strftime("%Y-%m")
+
+
+def _estimated(engine: Engine, principal: Principal, group: str, grain: str, start: date,
+               end: date) -> pd.DataFrame:
+    """List-price cost by period and group, from usage (for groups the cost export lacks)."""
+    column = _USAGE_COLUMN["model" if group == "model_family" else group]
+    usage = usage_for_pricing(engine, principal, start, end, extra=[column])
+    if usage.empty:
+        return pd.DataFrame(columns=["period", "key", "cost_usd"])
+    priced = estimate_cost(usage, load_price_book())
+    priced["period"] = priced["day"].map(lambda d: _period_of(d, grain))
+    priced["key"] = priced[column]
+    return (priced.groupby(["period", "key"], as_index=False)["estimated_cost_usd"]
+            .sum(min_count=1).rename(columns={"estimated_cost_usd": "cost_usd"}))
+
+
+def explore(engine: Engine, principal: Principal, group: str, grain: str, start: date,
+            end: date) -> ExploreResult:
+    """Spend and tokens by ``group`` per ``grain`` period between ``start`` and ``end``."""
+    if group not in GROUPS:
+        raise ValueError(f"Unknown grouping '{group}'.")
+    if grain not in GRAINS:
+        raise ValueError(f"Unknown grain '{grain}'; choose day, week or month.")
+    dim = "model" if group == "model_family" else group
+    frame = spend(engine, principal, [grain, dim], start, end)
+    frame = frame.rename(columns={grain: "period", dim: "key"})
+    label_col = "name" if "name" in frame else f"{dim}_name" if f"{dim}_name" in frame else "key"
+    frame["label"] = frame[label_col] if label_col in frame else frame["key"]
+    billed = frame["cost_usd"].notna()
+    estimated_used = False
+    if not billed.all():
+        est = _estimated(engine, principal, group, grain, start, end)
+        frame = frame.merge(est, on=["period", "key"], how="left", suffixes=("", "_est"))
+        missing = frame["cost_usd"].isna()
+        estimated_used = bool((missing & frame["cost_usd_est"].notna()).any())
+        frame["estimated"] = missing
+        frame["cost_usd"] = frame["cost_usd"].where(~missing, frame["cost_usd_est"])
+        frame = frame.drop(columns=["cost_usd_est"])
+    else:
+        frame["estimated"] = False
+    frame["cost_usd"] = frame["cost_usd"].map(lambda v: float(v) if pd.notna(v) else 0.0)
+    if group == "model_family":
+        frame["key"] = frame["key"].map(model_family)
+        frame["label"] = frame["key"]
+    frame["total_tokens"] = frame["input_tokens"] + frame["output_tokens"]
+    series = (frame.groupby(["period", "key", "label"], as_index=False)
+              .agg(cost_usd=("cost_usd", "sum"), total_tokens=("total_tokens", "sum"),
+                   requests=("requests", "sum"), estimated=("estimated", "any")))
+    table = (frame.groupby(["key", "label"], as_index=False)
+             .agg(cost_usd=("cost_usd", "sum"),
+                  **{c: (c, "sum") for c in TOKEN_COLUMNS},
+                  estimated=("estimated", "any"))
+             .sort_values("cost_usd", ascending=False, ignore_index=True))
+    table["basis"] = table["estimated"].map({True: "estimated", False: "billed"})
+    table = table.drop(columns=["estimated"])
+    note = ("Figures marked 'estimated' are list-price estimates from usage: the cost export "
+            "has no breakdown by this dimension." if estimated_used else "")
+    return ExploreResult(series.sort_values(["period", "label"], ignore_index=True), table, note)

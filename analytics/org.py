@@ -1,0 +1,55 @@
+"""Organisation settings (name, billing anchor day) and project labels an Owner edits.
+
+Kept as key/value rows so a new setting needs no migration.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, delete, select, update
+
+from analytics.access import Principal
+from analytics.store import Project, Setting
+
+ENVIRONMENTS = ("Development", "Staging", "Production", "Analytics")
+DEFAULTS = {"org_name": "My organisation", "anchor_day": "1"}
+
+
+def get_setting(engine: Engine, key: str) -> str:
+    with engine.connect() as conn:
+        value = conn.execute(select(Setting.value).where(Setting.key == key)).scalar()
+    return value if value is not None else DEFAULTS.get(key, "")
+
+
+def set_setting(engine: Engine, principal: Principal, key: str, value: str) -> None:
+    principal.require("change organisation settings", owner_only=True)
+    with engine.begin() as conn:
+        conn.execute(delete(Setting).where(Setting.key == key))
+        conn.execute(Setting.__table__.insert().values(key=key, value=value))
+
+
+def anchor_day(engine: Engine) -> int:
+    """The day of the month billing periods start on (1 = calendar months)."""
+    try:
+        day = int(get_setting(engine, "anchor_day"))
+    except ValueError:
+        return 1
+    return day if 1 <= day <= 31 else 1
+
+
+def set_anchor_day(engine: Engine, principal: Principal, day: int) -> None:
+    if not 1 <= day <= 31:
+        raise ValueError(f"The billing day must be between 1 and 31, not {day}.")
+    set_setting(engine, principal, "anchor_day", str(day))
+
+
+def label_project(engine: Engine, principal: Principal, provider: str, project_id: str,
+                  name: str | None, environment: str | None) -> None:
+    """Set a project's display name and environment (Development, Production, or custom)."""
+    principal.require("rename projects or change environments", owner_only=True)
+    with engine.begin() as conn:
+        done = conn.execute(update(Project).where(
+            Project.provider == provider, Project.project_id == project_id).values(
+            name=(name or "").strip() or None,
+            environment=(environment or "").strip() or None)).rowcount
+    if not done:
+        raise ValueError(f"No project '{project_id}' of {provider}.")

@@ -1,0 +1,46 @@
+"""Explore: spend and tokens by any dimension, grain and date range, with a CSV download."""
+
+from datetime import timedelta
+
+import streamlit as st
+
+from analytics.exports import to_csv
+from analytics.explore import GRAINS, GROUPS, explore
+from analytics.queries import data_range
+from ui.charts import spend_over_time
+from ui.session import engine, principal
+
+eng, who = engine(), principal()
+st.title("Explore spend")
+first, last = data_range(eng, who)
+if last is None:
+    st.info("No data yet.")
+    st.stop()
+
+c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
+span = c1.date_input("Date range", value=(max(first, last - timedelta(days=89)), last),
+                     min_value=first, max_value=last)
+group = c2.selectbox("Group by", list(GROUPS), format_func=lambda g: GROUPS[g])
+grain = c3.selectbox("Grain", GRAINS, index=0)
+measure = c4.selectbox("Measure", ["Spend (USD)", "Tokens", "Requests"])
+stacked = st.toggle("Stacked", value=True)
+if not isinstance(span, tuple) or len(span) != 2:
+    st.info("Pick the last day of the range.")
+    st.stop()
+
+result = explore(eng, who, group, grain, span[0], span[1])
+value = {"Spend (USD)": "cost_usd", "Tokens": "total_tokens", "Requests": "requests"}[measure]
+title = f"{measure} by {GROUPS[group].lower()}, {grain}"
+if result.series.empty:
+    st.info("Nothing in this range.")
+    st.stop()
+st.plotly_chart(spend_over_time(result.series, "period", "label", value, title,
+                                stacked=stacked, money=value == "cost_usd"), width="stretch")
+if result.note:
+    st.caption(result.note)
+st.dataframe(result.table, hide_index=True, width="stretch",
+             column_config={"cost_usd": st.column_config.NumberColumn("Spend (USD)",
+                                                                      format="$%.2f")})
+st.download_button("Download CSV", to_csv(result.table),
+                   file_name=f"burnrate_{group}_{grain}_{span[0]}_{span[1]}.csv",
+                   mime="text/csv")
