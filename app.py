@@ -7,6 +7,7 @@ import streamlit as st
 import streamlit_authenticator as stauth
 
 from analytics import auth
+from ui.nav import pages_for
 from ui.session import engine
 
 st.set_page_config(page_title="Burnrate", page_icon=":material/local_fire_department:",
@@ -96,16 +97,7 @@ def main() -> None:
         if user.projects is not None:
             st.caption(f"Limited to {len(user.projects)} project(s)")
         authenticate.logout("Log out", location="sidebar")
-    pages = [st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:",
-                     default=True),
-             st.Page("pages/explore.py", title="Explore", icon=":material/query_stats:")]
-    if user.role in ("owner", "member"):
-        pages.append(st.Page("pages/import_data.py", title="Import",
-                             icon=":material/upload_file:"))
-    if user.role == "owner":
-        pages.append(st.Page("pages/settings.py", title="Settings",
-                             icon=":material/settings:"))
-    st.navigation(pages).run()
+    st.navigation(pages_for(user.role)).run()
 
 
 main()

@@ -8,19 +8,19 @@ is first reduced with SHA-256, so two long passwords that share a prefix stay di
 from __future__ import annotations
 
 import base64
-import os
 import hashlib
 import hmac
+import os
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import bcrypt
 from typing import Any
 
+import bcrypt
 from sqlalchemy import Engine, Row, delete, func, select, update
 
+from analytics import audit
 from analytics.access import ROLES, Principal, Role
 from analytics.store import Setting, User
 
@@ -85,7 +85,7 @@ def _check_role(role: str) -> Role:
 
 
 def add_user(engine: Engine, username: str, name: str, email: str, password: str, role: str,
-             projects: list[str] | None = None) -> UserInfo:
+             projects: list[str] | None = None, actor: str = "system") -> UserInfo:
     """Create a user; ``projects`` limits what they see (None: every project)."""
     username = username.strip()
     if not username or len(username) > 64 or not username.replace("_", "").replace(
@@ -101,6 +101,8 @@ def add_user(engine: Engine, username: str, name: str, email: str, password: str
             password_hash=hashed, role=role,
             projects=",".join(projects) if projects is not None else None,
             failed_logins=0, locked_until=None, created_at=_now()))
+        audit.record(conn, actor, "user.add", username, None,
+                     {"role": role, "email": email.strip(), "projects": projects})
     return UserInfo(username, name.strip() or username, email.strip(), role,
                     tuple(projects) if projects is not None else None)
 
@@ -127,7 +129,7 @@ def _owners(conn, excluding: str) -> int:  # noqa: ANN001 - a Connection
         User.role == "owner", User.username != excluding)).scalar_one()
 
 
-def set_role(engine: Engine, username: str, role: str) -> None:
+def set_role(engine: Engine, username: str, role: str, actor: str = "system") -> None:
     """Change a role; the last Owner cannot be demoted (nobody could manage users then)."""
     role = _check_role(role)
     with engine.begin() as conn:
@@ -137,18 +139,23 @@ def set_role(engine: Engine, username: str, role: str) -> None:
         if current == "owner" and role != "owner" and _owners(conn, username) == 0:
             raise UserError(f"'{username}' is the last Owner; make someone else Owner first.")
         conn.execute(update(User).where(User.username == username).values(role=role))
+        audit.record(conn, actor, "user.role", username, {"role": current}, {"role": role})
 
 
-def set_projects(engine: Engine, username: str, projects: list[str] | None) -> None:
+def set_projects(engine: Engine, username: str, projects: list[str] | None,
+                 actor: str = "system") -> None:
     """Limit a user to some projects (None: all of them)."""
     with engine.begin() as conn:
-        done = conn.execute(update(User).where(User.username == username).values(
-            projects=",".join(projects) if projects is not None else None)).rowcount
-    if not done:
-        raise UserError(f"No user named '{username}'.")
+        before = conn.execute(select(User.projects).where(User.username == username)).first()
+        if before is None:
+            raise UserError(f"No user named '{username}'.")
+        conn.execute(update(User).where(User.username == username).values(
+            projects=",".join(projects) if projects is not None else None))
+        audit.record(conn, actor, "user.projects", username, {"projects": before[0]},
+                     {"projects": projects})
 
 
-def remove_user(engine: Engine, username: str) -> None:
+def remove_user(engine: Engine, username: str, actor: str = "system") -> None:
     with engine.begin() as conn:
         current = conn.execute(select(User.role).where(User.username == username)).scalar()
         if current is None:
@@ -156,6 +163,7 @@ def remove_user(engine: Engine, username: str) -> None:
         if current == "owner" and _owners(conn, username) == 0:
             raise UserError(f"'{username}' is the last Owner and cannot be removed.")
         conn.execute(delete(User).where(User.username == username))
+        audit.record(conn, actor, "user.remove", username, {"role": current}, None)
 
 
 @dataclass(frozen=True)
@@ -181,33 +189,40 @@ def authenticate(engine: Engine, username: str, password: str,
         user = row
         if user is None:
             verify_password(password, _DUMMY_HASH)
+            audit.record(conn, username.strip()[:64], "login.failed", "unknown username")
             return LoginResult(False, GENERIC_FAILURE)
         if user.locked_until is not None and user.locked_until > now:
             verify_password(password, _DUMMY_HASH)
             minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
+            audit.record(conn, user.username, "login.failed", "locked")
             return LoginResult(False, f"Too many failed attempts for this username. Try again "
                                f"in {minutes} minutes, or ask an Owner to reset the password.")
         if verify_password(password, user.password_hash):
             conn.execute(update(User).where(User.username == user.username).values(
                 failed_logins=0, locked_until=None))
+            audit.record(conn, user.username, "login", "ok")
             return LoginResult(True, "", _info(user))
         failures = (user.failed_logins or 0) + 1
         locked = now + LOCKOUT if failures >= MAX_FAILURES else None
         conn.execute(update(User).where(User.username == user.username).values(
             failed_logins=0 if locked else failures, locked_until=locked))
+        audit.record(conn, user.username, "login.failed",
+                     "locked for 15 minutes" if locked else f"failure {failures}")
     if locked:
         return LoginResult(False, "Too many failed attempts for this username. Try again in "
                            "15 minutes, or ask an Owner to reset the password.")
     return LoginResult(False, GENERIC_FAILURE)
 
 
-def reset_password(engine: Engine, username: str, password: str) -> None:
+def reset_password(engine: Engine, username: str, password: str,
+                   actor: str = "system") -> None:
     hashed = hash_password(password)
     with engine.begin() as conn:
         done = conn.execute(update(User).where(User.username == username).values(
             password_hash=hashed, failed_logins=0, locked_until=None)).rowcount
-    if not done:
-        raise UserError(f"No user named '{username}'.")
+        if not done:
+            raise UserError(f"No user named '{username}'.")
+        audit.record(conn, actor, "user.password", username)
 
 
 def credentials(engine: Engine) -> dict:
@@ -249,7 +264,7 @@ def create_first_owner(engine: Engine, token: str, username: str, name: str, ema
     if count_users(engine) or stored is None or not hmac.compare_digest(stored, digest):
         raise UserError("That setup token is not valid. Use the token printed in the console "
                         "where the app was started.")
-    user = add_user(engine, username, name, email, password, "owner")
+    user = add_user(engine, username, name, email, password, "owner", actor="setup")
     with engine.begin() as conn:
         conn.execute(delete(Setting).where(Setting.key == SETUP_TOKEN_KEY))
     return user

@@ -7,10 +7,13 @@ Errors a person can cause print one plain line to stderr and exit non-zero; no t
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
+from pathlib import Path
+from types import ModuleType
 
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -39,6 +42,14 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"'{text}' is not a date like 2026-09-30") from None
 
 
+def feature_modules() -> list[ModuleType]:
+    """Every ``analytics/cli_*.py``: each adds its own sub-commands through ``register``, so a
+    feature's commands live beside nothing else's."""
+    package = Path(__file__).resolve().parent
+    return [importlib.import_module(f"analytics.{p.stem}")
+            for p in sorted(package.glob("cli_*.py"))]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analytics", description=__doc__)
     common = argparse.ArgumentParser(add_help=False)
@@ -58,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--end", type=_day)
     r.add_argument("--project", help="only this project id")
     r.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+    for module in feature_modules():
+        module.register(sub, common)
 
     p = sub.add_parser("demo", parents=[common], help="fill the store with a simulated org")
     p.add_argument("--seed", type=int, default=7)
@@ -80,10 +94,16 @@ def _import(args: argparse.Namespace) -> int:
     else:
         for result in results:
             print(_import_line(result), file=sys.stdout if result.ok else sys.stderr)
+    if all(r.skipped for r in results):
+        print("error: none of the files found in " + ", ".join(args.paths) + " is an export",
+              file=sys.stderr)
+        return 1
     return 0 if all(r.ok for r in results) else 1
 
 
 def _import_line(r: ImportResult) -> str:
+    if r.skipped:
+        return f"skipped: {r.file}: not a recognised export ({r.note})"
     if not r.ok:
         return f"error: {r.error}"
     span = f"{r.first_day}..{r.last_day}" if r.first_day else "no days"
@@ -122,8 +142,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    handler: Handler = getattr(args, "handler", None) or _COMMANDS[args.command]
     try:
-        return _COMMANDS[args.command](args)
+        return handler(args)
     except AccessDenied as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

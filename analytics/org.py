@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, delete, select, update
 
+from analytics import audit
 from analytics.access import Principal
 from analytics.store import Project, Setting
 
@@ -23,8 +24,11 @@ def get_setting(engine: Engine, key: str) -> str:
 def set_setting(engine: Engine, principal: Principal, key: str, value: str) -> None:
     principal.require("change organisation settings", owner_only=True)
     with engine.begin() as conn:
+        before = conn.execute(select(Setting.value).where(Setting.key == key)).scalar()
         conn.execute(delete(Setting).where(Setting.key == key))
         conn.execute(Setting.__table__.insert().values(key=key, value=value))
+        if before != value:
+            audit.record(conn, principal.username, "setting", key, before, value)
 
 
 def anchor_day(engine: Engine) -> int:
@@ -46,10 +50,16 @@ def label_project(engine: Engine, principal: Principal, provider: str, project_i
                   name: str | None, environment: str | None) -> None:
     """Set a project's display name and environment (Development, Production, or custom)."""
     principal.require("rename projects or change environments", owner_only=True)
+    after = {"name": (name or "").strip() or None,
+             "environment": (environment or "").strip() or None}
     with engine.begin() as conn:
-        done = conn.execute(update(Project).where(
-            Project.provider == provider, Project.project_id == project_id).values(
-            name=(name or "").strip() or None,
-            environment=(environment or "").strip() or None)).rowcount
-    if not done:
-        raise ValueError(f"No project '{project_id}' of {provider}.")
+        row = conn.execute(select(Project.name, Project.environment).where(
+            Project.provider == provider, Project.project_id == project_id)).first()
+        if row is None:
+            raise ValueError(f"No project '{project_id}' of {provider}.")
+        before = {"name": row.name, "environment": row.environment}
+        if before != after:
+            conn.execute(update(Project).where(
+                Project.provider == provider, Project.project_id == project_id).values(**after))
+            audit.record(conn, principal.username, "project.label", f"{provider}:{project_id}",
+                         before, after)

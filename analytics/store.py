@@ -209,6 +209,108 @@ class Setting(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class AuditEntry(Base):
+    """Who did what, when, with the before/after (JSON text). Append-only from the app."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    username: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str] = mapped_column(String(512))
+    before: Mapped[str | None] = mapped_column(Text)
+    after: Mapped[str | None] = mapped_column(Text)
+
+
+class BudgetRow(Base):
+    """An Owner-managed budget; ``body`` holds thresholds and options as JSON."""
+
+    __tablename__ = "budgets"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(256))  # org | project:<id> | env:<name>
+    amount: Mapped[Decimal] = mapped_column(Money)
+    kind: Mapped[str] = mapped_column(String(16))  # month | quarter | year
+    anchor_day: Mapped[int] = mapped_column(Integer)
+    limit_type: Mapped[str] = mapped_column(String(8))  # soft | hard
+    body: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class PriceRow(Base):
+    """A price an Owner added in the app; rows are never edited, so history is kept."""
+
+    __tablename__ = "price_overrides"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    family: Mapped[str] = mapped_column(String(128))
+    service_tier: Mapped[str] = mapped_column(String(32))
+    effective_from: Mapped[date] = mapped_column(Date)
+    input_per_1m: Mapped[Decimal] = mapped_column(Numeric(20, 6))
+    cached_input_per_1m: Mapped[Decimal | None] = mapped_column(Numeric(20, 6))
+    cache_write_per_1m: Mapped[Decimal | None] = mapped_column(Numeric(20, 6))
+    output_per_1m: Mapped[Decimal] = mapped_column(Numeric(20, 6))
+    batch_discount: Mapped[Decimal] = mapped_column(Numeric(6, 4))
+    unit: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(256))
+    source_date: Mapped[date | None] = mapped_column(Date)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class NamedDocument(Base):
+    """Saved named things whose shape belongs to one module: pricing scenarios
+    (``kind='scenario'``), allocation plans (``kind='plan'``). ``body`` is JSON."""
+
+    __tablename__ = "documents"
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    status: Mapped[str] = mapped_column(String(32), default="")  # e.g. draft | active
+    period: Mapped[str] = mapped_column(String(32), default="")  # e.g. 2026-11 for a plan
+    body: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class KeyNote(Base):
+    """What a Member noted against an API key (owner, service); newest row wins."""
+
+    __tablename__ = "key_notes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    api_key_id: Mapped[str] = mapped_column(String(128), index=True)
+    owner: Mapped[str] = mapped_column(String(256))
+    service: Mapped[str] = mapped_column(String(256))
+    note: Mapped[str] = mapped_column(Text)
+    written_by: Mapped[str] = mapped_column(String(128))
+    written_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class AlertRow(Base):
+    """An alert raised (budget threshold, sync failure, ...); kept for the app's alert list."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    source: Mapped[str] = mapped_column(String(64))  # budget | sync | insight
+    level: Mapped[str] = mapped_column(String(16))  # info | warning | critical
+    key: Mapped[str] = mapped_column(String(256))  # de-duplicates repeats of one alert
+    message: Mapped[str] = mapped_column(Text)
+    delivered: Mapped[str] = mapped_column(String(128), default="")
+
+
+class SyncState(Base):
+    """The last sync of a provider endpoint: where to resume, and how it ended."""
+
+    __tablename__ = "sync_state"
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_day: Mapped[date | None] = mapped_column(Date)
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+
+
 def database_url(url: str | None = None) -> str:
     """The store URL: an explicit one, else ``BURNRATE_DB_URL``, else the embedded SQLite file."""
     return url or os.environ.get("BURNRATE_DB_URL") or DEFAULT_DB_URL

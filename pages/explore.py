@@ -4,8 +4,8 @@ from datetime import timedelta
 
 import streamlit as st
 
-from analytics.exports import to_csv
 from analytics.explore import GRAINS, GROUPS, explore
+from analytics.exports import to_csv
 from analytics.queries import data_range
 from ui.charts import spend_over_time
 from ui.session import engine, principal

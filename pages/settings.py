@@ -4,8 +4,14 @@ import pandas as pd
 import streamlit as st
 
 from analytics import auth
-from analytics.org import ENVIRONMENTS, anchor_day, get_setting, label_project, set_anchor_day
-from analytics.org import set_setting
+from analytics.org import (
+    ENVIRONMENTS,
+    anchor_day,
+    get_setting,
+    label_project,
+    set_anchor_day,
+    set_setting,
+)
 from analytics.queries import projects
 from ui.session import data_changed, engine, principal
 
@@ -58,7 +64,8 @@ with st.form("add_user", clear_on_submit=True):
     scope = c3.multiselect("Limit to projects (empty: all)", all_projects)
     if st.form_submit_button("Add user"):
         try:
-            auth.add_user(eng, username, full_name, email, password, role, scope or None)
+            auth.add_user(eng, username, full_name, email, password, role, scope or None,
+                          actor=who.username)
             st.success(f"Added {username}.")
         except auth.UserError as exc:
             st.error(str(exc))
@@ -72,11 +79,11 @@ with st.form("change_user"):
     if st.form_submit_button("Apply"):
         try:
             if remove:
-                auth.remove_user(eng, target)
+                auth.remove_user(eng, target, actor=who.username)
             else:
                 if new_role != "(keep)":
-                    auth.set_role(eng, target, new_role)
-                auth.set_projects(eng, target, new_scope or None)
+                    auth.set_role(eng, target, new_role, actor=who.username)
+                auth.set_projects(eng, target, new_scope or None, actor=who.username)
             st.success("Done.")
         except auth.UserError as exc:
             st.error(str(exc))
