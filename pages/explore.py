@@ -38,9 +38,15 @@ st.plotly_chart(spend_over_time(result.series, "period", "label", value, title,
                                 stacked=stacked, money=value == "cost_usd"), width="stretch")
 if result.note:
     st.caption(result.note)
-st.dataframe(result.table, hide_index=True, width="stretch",
-             column_config={"cost_usd": st.column_config.NumberColumn("Spend (USD)",
-                                                                      format="$%.2f")})
+count = st.column_config.NumberColumn
+st.dataframe(result.table, hide_index=True, width="stretch", column_config={
+    "key": st.column_config.TextColumn("ID"), "label": st.column_config.TextColumn("Name"),
+    "cost_usd": count("Spend (USD)", format="dollar"),
+    "input_tokens": count("Input tokens", format="localized"),
+    "cached_input_tokens": count("Cached input tokens", format="localized"),
+    "output_tokens": count("Output tokens", format="localized"),
+    "requests": count("Requests", format="localized"),
+    "basis": st.column_config.TextColumn("Basis", help="billed, or estimated from usage")})
 st.download_button("Download CSV", to_csv(result.table),
                    file_name=f"burnrate_{group}_{grain}_{span[0]}_{span[1]}.csv",
                    mime="text/csv")
