@@ -14,6 +14,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from analytics.access import Principal
+from analytics.attribution import attribute
 from analytics.models import model_family
 from analytics.pricing import estimate_cost, load_price_book
 from analytics.queries import TOKEN_COLUMNS, spend, usage_for_pricing
@@ -27,7 +28,7 @@ _USAGE_COLUMN = {"project": "project_id", "model": "model", "api_key": "api_key_
 
 @dataclass(frozen=True)
 class ExploreResult:
-    series: pd.DataFrame  # period, label, cost_usd (float), total_tokens, requests, estimated
+    series: pd.DataFrame  # period, key, label, cost_usd (float), total_tokens, requests, basis
     table: pd.DataFrame  # one row per group: key, label, cost_usd, tokens, requests, basis
     note: str
 
@@ -54,6 +55,21 @@ def _estimated(engine: Engine, principal: Principal, group: str, grain: str, sta
             .sum(min_count=1).rename(columns={"estimated_cost_usd": "cost_usd"}))
 
 
+_NOTES = {
+    "allocated": "The cost export has no breakdown by this dimension: billed spend is split in "
+                 "proportion to each group's list-price usage cost ('allocated').",
+    "estimated": "No billed cost covers some of these groups: their figures are list-price "
+                 "estimates from usage ('estimated').",
+    "mixed": "Some figures are billed, others allocated or estimated from usage (see Basis).",
+}
+
+
+def _basis(values: pd.Series) -> str:
+    """One word for a group's figures: billed, allocated, estimated, or mixed."""
+    kinds = set(values)
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
 def explore(engine: Engine, principal: Principal, group: str, grain: str, start: date,
             end: date) -> ExploreResult:
     """Spend and tokens by ``group`` per ``grain`` period between ``start`` and ``end``."""
@@ -66,33 +82,22 @@ def explore(engine: Engine, principal: Principal, group: str, grain: str, start:
     frame = frame.rename(columns={grain: "period", dim: "key"})
     label_col = "name" if "name" in frame else f"{dim}_name" if f"{dim}_name" in frame else "key"
     frame["label"] = frame[label_col] if label_col in frame else frame["key"]
-    billed = frame["cost_usd"].notna()
-    estimated_used = False
-    if not billed.all():
-        est = _estimated(engine, principal, group, grain, start, end)
-        frame = frame.merge(est, on=["period", "key"], how="left", suffixes=("", "_est"))
-        missing = frame["cost_usd"].isna()
-        estimated_used = bool((missing & frame["cost_usd_est"].notna()).any())
-        frame["estimated"] = missing
-        frame["cost_usd"] = frame["cost_usd"].where(~missing, frame["cost_usd_est"])
-        frame = frame.drop(columns=["cost_usd_est"])
+    if frame["cost_usd"].notna().all():
+        frame["cost_usd"] = frame["cost_usd"].map(float)
+        frame["basis"] = "billed"
     else:
-        frame["estimated"] = False
-    frame["cost_usd"] = frame["cost_usd"].map(lambda v: float(v) if pd.notna(v) else 0.0)
+        est = _estimated(engine, principal, group, grain, start, end)
+        frame = attribute(frame, est, ["period"])
     if group == "model_family":
         frame["key"] = frame["key"].map(model_family)
         frame["label"] = frame["key"]
     frame["total_tokens"] = frame["input_tokens"] + frame["output_tokens"]
     series = (frame.groupby(["period", "key", "label"], as_index=False)
               .agg(cost_usd=("cost_usd", "sum"), total_tokens=("total_tokens", "sum"),
-                   requests=("requests", "sum"), estimated=("estimated", "any")))
+                   requests=("requests", "sum"), basis=("basis", _basis)))
     table = (frame.groupby(["key", "label"], as_index=False)
              .agg(cost_usd=("cost_usd", "sum"),
-                  **{c: (c, "sum") for c in TOKEN_COLUMNS},
-                  estimated=("estimated", "any"))
+                  **{c: (c, "sum") for c in TOKEN_COLUMNS}, basis=("basis", _basis))
              .sort_values("cost_usd", ascending=False, ignore_index=True))
-    table["basis"] = table["estimated"].map({True: "estimated", False: "billed"})
-    table = table.drop(columns=["estimated"])
-    note = ("Figures marked 'estimated' are list-price estimates from usage: the cost export "
-            "has no breakdown by this dimension." if estimated_used else "")
+    note = _NOTES.get(_basis(table["basis"]), "") if not table.empty else ""
     return ExploreResult(series.sort_values(["period", "label"], ignore_index=True), table, note)

@@ -44,7 +44,8 @@ def to_csv(frame: pd.DataFrame) -> str:
     """CSV text with formula-looking text cells neutralised and money written in full."""
     safe = frame.copy()
     for column in safe.columns:
-        safe[column] = [neutralise(_plain(v)) for v in safe[column]]
+        safe[column] = [neutralise(v) if isinstance(v, str) else _plain(v)
+                        for v in safe[column]]
     buffer = io.StringIO()
     safe.to_csv(buffer, index=False, lineterminator="\n")
     return buffer.getvalue()

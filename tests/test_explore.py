@@ -1,0 +1,42 @@
+"""Explore's figures add up to the bill, whatever the grouping and grain."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from analytics.access import SYSTEM
+from analytics.demo import simulate, write_exports
+from analytics.explore import explore
+from analytics.ingest import import_sources
+
+
+@pytest.fixture
+def org(engine, tmp_path):
+    sim = simulate(days=45, end=date(2026, 10, 31), scale=0.05)
+    files = write_exports(sim, tmp_path / "x", window_days=20, overlap_days=5)
+    assert all(r.ok for r in import_sources(engine, [(p.name, p) for p in files]))
+    return sim
+
+
+@pytest.mark.parametrize("group", ["project", "model", "model_family", "api_key", "user"])
+@pytest.mark.parametrize("grain", ["day", "week", "month"])
+def test_every_grouping_adds_up_to_the_bill(engine, org, group, grain):
+    start, end = date(2026, 10, 1), date(2026, 10, 31)
+    bill = float(sum(v for d, v in org.truth_by_day().items() if start <= d <= end))
+    result = explore(engine, SYSTEM, group, grain, start, end)
+    assert result.table["cost_usd"].sum() == pytest.approx(bill, abs=0.01)
+    assert result.series["cost_usd"].sum() == pytest.approx(bill, abs=0.01)
+    if group in ("api_key", "user"):
+        assert set(result.table["basis"]) == {"allocated"}
+        assert "" not in set(result.table["key"])
+        assert "split in proportion" in result.note
+    else:
+        assert set(result.table["basis"]) == {"billed"}
+
+
+def test_family_groups_snapshots(engine, org):
+    table = explore(engine, SYSTEM, "model_family", "month", date(2026, 10, 1),
+                    date(2026, 10, 31)).table
+    assert "gpt-4o-mini" in set(table["key"]) and "gpt-4o-mini-2024-07-18" not in set(table["key"])
