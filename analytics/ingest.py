@@ -26,9 +26,18 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-from analytics.importers import ImportFailure, ParsedFile, Source, parse_sources
+from analytics.importers import ImportFailure, NotAnExport, ParsedFile, Source, parse_sources
 from analytics.importers.base import CostRow, UsageRow
-from analytics.store import COST_KEY, USAGE_KEY, ApiKey, ImportRecord, Money, Project
+from analytics.store import (
+    COST_KEY,
+    USAGE_KEY,
+    ApiKey,
+    Cost,
+    ImportRecord,
+    Money,
+    Project,
+    Usage,
+)
 
 CHUNK = 20_000
 
@@ -38,7 +47,11 @@ COST_COLUMNS = CostRow._fields
 
 @dataclass
 class ImportResult:
-    """What one import did, for the CLI line, the JSON output and the import page."""
+    """What one import did, for the CLI line, the JSON output and the import page.
+
+    ``skipped`` marks a file found while walking a folder that is no export at all (``note``
+    says why): it is reported, not imported, and is not a failure.
+    """
 
     file: str
     ok: bool
@@ -52,20 +65,49 @@ class ImportResult:
     total_usd: str | None = None
     import_id: int | None = None
     error: str | None = None
+    skipped: bool = False
+    note: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _hash_source(data: bytes | Path) -> str:
+def _hash_sources(parts: Iterable[bytes | Path]) -> str:
+    """SHA-256 of a file's bytes (of all its pages, in order, for Admin API pages)."""
     digest = hashlib.sha256()
-    if isinstance(data, Path):
-        with data.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    else:
-        digest.update(data)
+    for data in parts:
+        if isinstance(data, Path):
+            with data.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+        else:
+            digest.update(data)
     return digest.hexdigest()
+
+
+def _text_checks(table: Any, columns: tuple[str, ...]) -> list[tuple[int, str, int]]:
+    """(position in a row, column, longest text the store keeps) for every text column."""
+    return [(i, name, table.c[name].type.length) for i, name in enumerate(columns)
+            if i and getattr(table.c[name].type, "length", None)]
+
+
+def _checked(rows: Iterator[tuple], checks: list[tuple[int, str, int]],
+             parsed: ParsedFile) -> Iterator[tuple]:
+    """Refuse text the store cannot keep as it is, the same way on every backend.
+
+    PostgreSQL rejects an over-long value or a NUL character (SQLite would keep either), and
+    its refusal would name neither the file nor the line.
+    """
+    for row in rows:
+        for i, name, limit in checks:
+            value = row[i]
+            if len(value) > limit or "\x00" in value:
+                problem = (f"is {len(value)} characters long (at most {limit} fit)"
+                           if len(value) > limit else "contains a NUL character")
+                raise ImportFailure(parsed.file_name, f"the {name} value {problem}. This is not "
+                                    "what the provider exports; download the file again.",
+                                    row[0], parsed.unit)
+        yield row
 
 
 class _Writer:
@@ -109,7 +151,8 @@ class _Writer:
     def write(self, name: str, columns: tuple[str, ...], rows: Iterator[tuple],
               money_index: int | None) -> None:
         if self.sqlite:
-            sql = f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+            marks = ", ".join("?" * len(columns))
+            sql = f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({marks})"
             while chunk := list(islice(rows, CHUNK)):
                 converted = [self._sqlite_row(r, money_index) for r in chunk]
                 self.conn.exec_driver_sql(sql, converted)
@@ -131,15 +174,17 @@ def _key_match(columns: Iterable[str], left: str, right: str) -> str:
     return " AND ".join(f"{left}.{c} = {right}.{c}" for c in columns)
 
 
-def _check_duplicates(conn: Connection, stage: str, key: tuple[str, ...], name: str) -> None:
+def _check_duplicates(conn: Connection, stage: str, key: tuple[str, ...],
+                      parsed: ParsedFile) -> None:
     cols = ", ".join(key)
     dup = conn.exec_driver_sql(
         f"SELECT MIN(line), MAX(line) FROM {stage} GROUP BY {cols} HAVING COUNT(*) > 1 "
         f"ORDER BY MIN(line) LIMIT 1").first()
     if dup:
-        raise ImportFailure(name, f"repeats the row of line {dup[0]} (same day, project, key, "
-                            "user, model and type). Each row must appear once: download the "
-                            "export again rather than joining files by hand.", dup[1])
+        raise ImportFailure(parsed.file_name, f"repeats the row of {parsed.unit} {dup[0]} "
+                            "(same day, project, key, user, model and type). Each row must "
+                            "appear once: download the export again rather than joining files "
+                            "by hand.", dup[1], parsed.unit)
 
 
 def _scope(cov_days: set[date], projects: set[str], conn: Connection, table: str,
@@ -225,6 +270,8 @@ def import_parsed(engine: Engine, parsed: ParsedFile, file_hash: str, user: str)
     """
     stage = f"stage_{parsed.kind}"
     columns = USAGE_COLUMNS if parsed.kind == "usage" else COST_COLUMNS
+    checks = _text_checks(Usage.__table__ if parsed.kind == "usage" else Cost.__table__,
+                          columns)
     money_index = None if parsed.kind == "usage" else COST_COLUMNS.index("amount")
     key = USAGE_KEY if parsed.kind == "usage" else COST_KEY
     cov = parsed.coverage
@@ -233,8 +280,8 @@ def import_parsed(engine: Engine, parsed: ParsedFile, file_hash: str, user: str)
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7261001)")
         writer = _Writer(conn)
         writer.create_stage(stage, parsed.kind, columns)
-        writer.write(stage, columns, iter(parsed.rows), money_index)
-        _check_duplicates(conn, stage, key, parsed.file_name)
+        writer.write(stage, columns, _checked(iter(parsed.rows), checks, parsed), money_index)
+        _check_duplicates(conn, stage, key, parsed)
         imports = ImportRecord.__table__
         import_id = conn.execute(imports.insert().values(
             file_name=parsed.file_name, file_hash=file_hash, format=parsed.format,
@@ -257,25 +304,35 @@ def import_parsed(engine: Engine, parsed: ParsedFile, file_hash: str, user: str)
     )
 
 
-def import_sources(engine: Engine, sources: list[Source], user: str = "cli") -> list[ImportResult]:
-    """Import every source, each in its own transaction; a bad one is reported, not fatal."""
-    hashes = {name: _hash_source(data) for name, data in sources if _readable(data)}
+def import_sources(engine: Engine, sources: list[Source] | list[tuple[str, bytes | Path]],
+                   user: str = "cli") -> list[ImportResult]:
+    """Import every source, each in its own transaction; a bad one is reported, not fatal.
+
+    A file found by walking a folder (``Source.from_folder``) that is no export at all is
+    reported as skipped; named on purpose, the same file is a failure.
+    """
+    data_of = {src[0]: src[1] for src in sources}
+    optional = {src[0] for src in sources if len(src) > 2 and src[2]}
     results: list[ImportResult] = []
     for item in parse_sources(sources):
+        if isinstance(item, NotAnExport) and item.file_name in optional:
+            results.append(ImportResult(file=item.file_name, ok=True, skipped=True,
+                                        note=item.reason))
+            continue
         if isinstance(item, ImportFailure):
             results.append(ImportResult(file=item.file_name, ok=False, error=str(item)))
             continue
-        digest = hashes.get(item.file_name.split(" (+")[0], "")
         try:
+            digest = _hash_sources(data_of[name] for name in item.sources)
             results.append(import_parsed(engine, item, digest, user))
         except ImportFailure as failure:
             results.append(ImportResult(file=item.file_name, ok=False, format=item.format,
                                         error=str(failure)))
+        except OSError as exc:
+            error = f"{item.file_name}: cannot be read ({exc.strerror})."
+            results.append(ImportResult(file=item.file_name, ok=False, format=item.format,
+                                        error=error))
     return results
-
-
-def _readable(data: bytes | Path) -> bool:
-    return not isinstance(data, Path) or data.is_file()
 
 
 __all__ = ["ImportResult", "import_sources", "import_parsed"]

@@ -1,27 +1,33 @@
 """Recognise an export from its first bytes and header, and hand back a stream of canonical rows.
 
-The format is never taken from the file name: people rename downloads. A file that is not a
-known export fails here with a message that says what it looks like and what to do.
+The format is never taken from the file name: people rename downloads. A damaged export fails
+here with a message that says what it looks like and what to do; readable CSV or JSON that is
+no export at all fails as ``NotAnExport``, which a folder import reports as skipped.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple, TextIO
 
-from analytics.importers.base import ImportFailure, ParsedFile
+from analytics.importers.base import ImportFailure, NotAnExport, ParsedFile
 from analytics.importers.openai_api import load_page, page_kind, read_pages
 from analytics.importers.openai_csv import (
+    COST_REQUIRED,
+    EXPORT_COLUMNS,
+    USAGE_REQUIRED,
     check_header,
     is_cost_header,
     is_usage_header,
+    not_utf8,
+    open_text,
     read_cost,
     read_usage,
+    reader,
 )
 
-Source = tuple[str, "bytes | Path"]
 EXPORT_SUFFIXES = (".csv", ".json")
 _SNIFF = 64 * 1024
 
@@ -36,16 +42,31 @@ _MAGIC = {
 }
 
 
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named, and the export files inside folders named, in a stable order."""
-    out: list[Path] = []
+class Source(NamedTuple):
+    """A file to import: its display name, its bytes or path, and whether it was found by
+    walking a folder (such a file may be skipped when it is no export; a file named on
+    purpose may not). A plain ``(name, data)`` pair is accepted wherever a Source is."""
+
+    name: str
+    data: bytes | Path
+    from_folder: bool = False
+
+
+def sources_from_paths(paths: Iterable[str | Path]) -> list[Source]:
+    """A Source for every file named directly or found in a folder named, in a stable order.
+
+    Hidden files and folders (``.git``, macOS ``._`` shadows) are not walked into.
+    """
+    out: list[Source] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            out.extend(sorted(p for p in path.rglob("*")
-                              if p.is_file() and p.suffix.lower() in EXPORT_SUFFIXES))
+            found = sorted(p for p in path.rglob("*")
+                           if p.is_file() and p.suffix.lower() in EXPORT_SUFFIXES
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            out.extend(Source(str(p), p, True) for p in found)
         else:
-            out.append(path)
+            out.append(Source(str(path), path))
     return out
 
 
@@ -76,53 +97,70 @@ def _refuse_binary(head: bytes, name: str) -> None:
     if b"\x00" in head:
         raise ImportFailure(name, "contains binary data (NUL bytes), not text. Use the file "
                             "exactly as the provider exported it.")
+    if len(head) < _SNIFF and not head.lstrip(b"\xef\xbb\xbf").strip():
+        raise ImportFailure(name, "holds only blank lines, not even a header. Download the "
+                            "export again.")
 
 
-def _open_text(data: bytes | Path) -> io.TextIOBase:
-    if isinstance(data, Path):
-        return data.open("r", encoding="utf-8-sig", newline="")
-    return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
-
-
-def parse_csv(name: str, data: bytes | Path) -> ParsedFile:
-    """A CSV export: usage or cost, recognised by its header."""
-    text = _open_text(data)
+def _read_header(name: str, data: bytes | Path) -> tuple[list[str], TextIO]:
+    """The header's column names, and the open text positioned at the first data row."""
+    text = open_text(data)
     try:
-        first = next(csv.reader(text), None)
+        first = next(reader(text), None)
     except UnicodeDecodeError:
         text.close()
-        raise ImportFailure(name, "is not UTF-8 text. Use the file exactly as the provider "
-                            "exported it (a spreadsheet re-save changes the encoding).", 1) from None
+        raise not_utf8(name, data) from None
     except csv.Error as exc:
         text.close()
         raise ImportFailure(name, f"is not valid CSV ({exc}).", 1) from None
     if not first:
         text.close()
-        raise ImportFailure(name, "has no header line. Download the export again.", 1)
-    header = [h.strip() for h in first]
-    if len(header) == 1 and (";" in header[0] or "\t" in header[0]):
-        text.close()
-        sep = "';'" if ";" in header[0] else "tab"
-        raise ImportFailure(name, f"uses {sep} as the separator: it was re-saved by a "
-                            "spreadsheet. Use the file exactly as the provider exported it "
-                            "(comma-separated).", 1)
+        raise ImportFailure(name, "starts with a blank line instead of a header. Use the file "
+                            "exactly as the provider exported it.", 1)
+    return [h.strip() for h in first], text
+
+
+def parse_csv(name: str, data: bytes | Path) -> ParsedFile:
+    """A CSV export: usage or cost, recognised by its header."""
+    header, text = _read_header(name, data)
     try:
-        check_header(header, name)
+        _recognise(header, name)
     except ImportFailure:
         text.close()
         raise
     if is_usage_header(header):
-        return read_usage(text, header, name, "openai_usage_csv")
-    if is_cost_header(header):
-        return read_cost(text, header, name, "openai_cost_csv")
-    text.close()
-    raise ImportFailure(
-        name, "is not a recognised export: its header has none of the columns of an OpenAI "
-        "usage export (start_time, end_time, num_model_requests, input_tokens, ...) or cost "
-        "export (start_time, end_time, amount_value, amount_currency, ...).", 1)
+        return read_usage(text, header, name, "openai_usage_csv", data)
+    return read_cost(text, header, name, "openai_cost_csv", data)
 
 
-def parse_sources(sources: list[Source]) -> list[ParsedFile | ImportFailure]:
+def _recognise(header: list[str], name: str) -> None:
+    """Refuse a header that no reader can take; a header with no export column at all is
+    ``NotAnExport`` (a different file), one with some of them a damaged export."""
+    if len(header) == 1 and (";" in header[0] or "\t" in header[0]):
+        sep = ";" if ";" in header[0] else "\t"
+        if EXPORT_COLUMNS.intersection(c.strip().strip('"') for c in header[0].split(sep)):
+            label = "';'" if sep == ";" else "tab"
+            raise ImportFailure(name, f"uses {label} as the separator: it was re-saved by a "
+                                "spreadsheet. Use the file exactly as the provider exported it "
+                                "(comma-separated), or download it again.", 1)
+    if not EXPORT_COLUMNS.intersection(header):
+        raise NotAnExport(
+            name, "is not a recognised export: its header has none of the columns of an OpenAI "
+            "usage export (start_time, end_time, num_model_requests, input_tokens, ...) or cost "
+            "export (start_time, end_time, amount_value, amount_currency, ...).", 1)
+    check_header(header, name)
+    if not (is_usage_header(header) or is_cost_header(header)):
+        missing = min(([c for c in USAGE_REQUIRED if c not in header],
+                       [c for c in COST_REQUIRED if c not in header]), key=len)
+        raise ImportFailure(
+            name, f"has an export's header without the column(s) {', '.join(missing)}. A usage "
+            f"export needs {', '.join(USAGE_REQUIRED)}; a cost export needs "
+            f"{', '.join(COST_REQUIRED)}. Download the export again rather than editing its "
+            "header.", 1)
+
+
+def parse_sources(sources: Iterable[Source | tuple[str, bytes | Path]]
+                  ) -> list[ParsedFile | ImportFailure]:
     """Recognise each source. CSVs are one import each; Admin API pages are grouped by
     endpoint, every page of an endpoint forming one import.
 
@@ -131,11 +169,11 @@ def parse_sources(sources: list[Source]) -> list[ParsedFile | ImportFailure]:
     """
     out: list[ParsedFile | ImportFailure] = []
     pages: dict[str, list[tuple[str, dict]]] = {}
-    for name, data in sources:
+    for name, data, *_ in sources:
         try:
             head = _head(data, name)
             _refuse_binary(head, name)
-            if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+            if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith((b"{", b"[")):
                 raw = data.read_bytes() if isinstance(data, Path) else data
                 page = load_page(raw, name)
                 pages.setdefault(page_kind(page, name), []).append((name, page))
@@ -150,10 +188,5 @@ def parse_sources(sources: list[Source]) -> list[ParsedFile | ImportFailure]:
         out.append(read_pages(group, kind, label))
     return out
 
-
-def sources_from_paths(paths: Iterable[str | Path]) -> list[Source]:
-    """(display name, path) for every export file named directly or found in a folder."""
-    return [(str(p), p) for p in expand_paths(paths)]
-
-
-__all__ = ["ImportFailure", "ParsedFile", "parse_sources", "sources_from_paths", "parse_csv"]
+__all__ = ["ImportFailure", "NotAnExport", "ParsedFile", "Source", "parse_sources",
+           "sources_from_paths", "parse_csv"]

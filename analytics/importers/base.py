@@ -16,14 +16,27 @@ from typing import Literal, NamedTuple
 
 
 class ImportFailure(ValueError):
-    """A file that cannot be imported, with where and what to do, in plain words."""
+    """A file that cannot be imported, with where and what to do, in plain words.
 
-    def __init__(self, file_name: str, message: str, line: int | None = None) -> None:
+    ``unit`` names what ``line`` counts: lines of a CSV, or entries (buckets and results,
+    counted through the page) of an Admin API page, which has no useful line numbers.
+    """
+
+    def __init__(self, file_name: str, message: str, line: int | None = None,
+                 unit: str = "line") -> None:
         self.file_name = file_name
         self.line = line
         self.reason = message
-        where = f"{file_name}, line {line}" if line else file_name
+        where = f"{file_name}, {unit} {line}" if line else file_name
         super().__init__(f"{where}: {message}")
+
+
+class NotAnExport(ImportFailure):
+    """Readable CSV or JSON that is no export at all (notes, a price list, a truth file).
+
+    Kept apart from a malformed export so that a file met while walking a folder can be
+    skipped, while the same file named on purpose still fails.
+    """
 
 
 class UsageRow(NamedTuple):
@@ -97,7 +110,16 @@ class ParsedFile:
     usage_kind: str  # completions, embeddings, ... ('' for cost)
     rows: Iterator[UsageRow] | Iterator[CostRow]
     coverage: Coverage
+    sources: tuple[str, ...] = ()  # the files it was read from (several for Admin API pages)
+    unit: str = "line"  # what a row's ``line`` counts, for messages
 
+
+# A quadrillion tokens in one bucket is far beyond any real export, and keeps SQL sums of
+# thousands of such rows inside a 64-bit integer.
+MAX_COUNT = 10**15
+
+# What to do about a value no provider writes: the file was damaged or edited on the way.
+REDOWNLOAD = "Download the export again from the provider; do not edit it by hand."
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no", ""}
@@ -106,19 +128,21 @@ _FALSE = {"false", "0", "no", ""}
 class FieldParser:
     """Parses one file's fields, naming the file and line in every error."""
 
-    def __init__(self, file_name: str) -> None:
+    def __init__(self, file_name: str, unit: str = "line") -> None:
         self.file_name = file_name
+        self.unit = unit
         self._day_cache: dict[str, tuple[datetime, date]] = {}
 
     def fail(self, line: int | None, message: str) -> ImportFailure:
-        return ImportFailure(self.file_name, message, line)
+        return ImportFailure(self.file_name, message, line, self.unit)
 
     def count(self, text: str | int | float | None, column: str, line: int) -> int:
-        """A token or request count: exported as ``10`` or ``10.0``; never negative or fractional."""
+        """A token or request count: exported as ``10`` or ``10.0``; never negative or
+        fractional."""
         if text is None or text == "":
             return 0
         if isinstance(text, bool):
-            raise self.fail(line, f"column '{column}' holds {text!r}, not a count.")
+            raise self.fail(line, f"column '{column}' holds {text!r}, not a count. {REDOWNLOAD}")
         if isinstance(text, int):
             value: float | int = text
         else:
@@ -130,29 +154,27 @@ class FieldParser:
                 try:
                     value = float(raw)
                 except ValueError:
-                    raise self.fail(
-                        line, f"column '{column}' holds {raw[:40]!r}, which is not a number. "
-                        "Re-download the export from the provider; do not edit it in a "
-                        "spreadsheet.",
-                    ) from None
+                    raise self.fail(line, f"column '{column}' holds {raw[:40]!r}, which is not "
+                                    f"a number. {REDOWNLOAD}") from None
         if not math.isfinite(value) or value != int(value) or value < 0:
             raise self.fail(line, f"column '{column}' holds {str(text)[:40]!r}: a count must be "
-                            "a whole number of at least 0.")
-        if value >= 2**62:
+                            f"a whole number of at least 0. {REDOWNLOAD}")
+        if value > MAX_COUNT:
             raise self.fail(line, f"column '{column}' holds {str(text)[:40]!r}, which is too large "
-                            "to be a real count.")
+                            f"to be a real count. {REDOWNLOAD}")
         return int(value)
 
-    def flag(self, text: str | bool | None, column: str, line: int) -> bool:
+    def flag(self, text: str | int | bool | None, column: str, line: int) -> bool:
         """A boolean as exported: ``True``/``False``/``TRUE``/``FALSE`` (or JSON true/false)."""
         if isinstance(text, bool):
             return text
-        low = (text or "").strip().lower()
+        low = str(text if text is not None else "").strip().lower()
         if low in _TRUE:
             return True
         if low in _FALSE:
             return False
-        raise self.fail(line, f"column '{column}' holds {text!r}; expected True or False.")
+        raise self.fail(line, f"column '{column}' holds {text!r}; expected True or False. "
+                        f"{REDOWNLOAD}")
 
     def amount(self, text: str | int | float | None, column: str, line: int) -> Decimal:
         """Dollars as an exact decimal: long zero-padded text or a JSON string/number."""
@@ -161,15 +183,17 @@ class FieldParser:
             value = Decimal(raw)
         except InvalidOperation:
             raise self.fail(line, f"column '{column}' holds {raw[:40]!r}, which is not an amount "
-                            "of money.") from None
+                            f"of money. {REDOWNLOAD}") from None
         if not value.is_finite():
             raise self.fail(line, f"column '{column}' holds {raw[:40]!r}, which is not a finite "
-                            "amount.")
+                            f"amount. {REDOWNLOAD}")
         if value < 0:
             raise self.fail(line, f"column '{column}' holds a negative amount ({raw[:40]}). Usage "
-                            "exports carry no credits; re-download the file from the provider.")
+                            "exports carry no credits; download the file again from the "
+                            "provider.")
         if abs(value) >= Decimal("1e15"):
-            raise self.fail(line, f"column '{column}' holds {raw[:40]!r}, far beyond any real bill.")
+            raise self.fail(line, f"column '{column}' holds {raw[:40]!r}, far beyond any real "
+                            f"bill. {REDOWNLOAD}")
         return value
 
     def bucket(self, start: str | int | None, end: str | int | None,
@@ -178,7 +202,7 @@ class FieldParser:
         b_start, day = self._instant(start, "start_time", line)
         b_end, _ = self._instant(end, "end_time", line)
         if b_end <= b_start:
-            raise self.fail(line, "end_time is not after start_time.")
+            raise self.fail(line, f"end_time is not after start_time. {REDOWNLOAD}")
         return b_start, b_end, day
 
     def _instant(self, text: str | int | None, column: str, line: int) -> tuple[datetime, date]:
@@ -195,7 +219,7 @@ class FieldParser:
                 raise ValueError
         except ValueError:
             raise self.fail(line, f"column '{column}' holds {key[:40]!r}; expected a unix time in "
-                            "seconds such as 1788220800.") from None
+                            f"seconds such as 1788220800. {REDOWNLOAD}") from None
         moment = datetime.fromtimestamp(int(seconds), UTC).replace(tzinfo=None)
         hit = (moment, moment.date())
         self._day_cache[key] = hit

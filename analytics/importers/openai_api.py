@@ -16,6 +16,7 @@ from analytics.importers.base import (
     Coverage,
     FieldParser,
     ImportFailure,
+    NotAnExport,
     ParsedFile,
     UsageRow,
     parse_line_item,
@@ -23,6 +24,8 @@ from analytics.importers.base import (
 
 USAGE_RESULT_PREFIX = "organization.usage."
 COST_RESULT = "organization.costs.result"
+# A page is often one long line: errors count its entries (buckets and results) instead.
+ENTRY = "entry"
 
 
 def load_page(raw: bytes, file_name: str) -> dict[str, Any]:
@@ -30,14 +33,18 @@ def load_page(raw: bytes, file_name: str) -> dict[str, Any]:
     try:
         page = json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
-        raise ImportFailure(file_name, "is not UTF-8 text.") from None
+        raise ImportFailure(file_name, "is not UTF-8 text. Save the API response exactly as "
+                            "it arrived, or fetch the page again.") from None
     except json.JSONDecodeError as exc:
         raise ImportFailure(file_name, f"is not valid JSON ({exc.msg}); the file may be "
                             "truncated. Fetch the page again.", exc.lineno) from None
+    except (ValueError, RecursionError):  # a number of thousands of digits, absurd nesting
+        raise ImportFailure(file_name, "is JSON no API returns (an absurdly long number or "
+                            "deep nesting). Fetch the page again.") from None
     if not isinstance(page, dict) or page.get("object") != "page" or not isinstance(
             page.get("data"), list):
-        raise ImportFailure(file_name, "is JSON but not an OpenAI Admin API page (expected "
-                            '{"object": "page", "data": [...]}).')
+        raise NotAnExport(file_name, "is JSON but not an OpenAI Admin API page (expected "
+                          '{"object": "page", "data": [...]}).')
     return page
 
 
@@ -56,36 +63,40 @@ def page_kind(page: dict[str, Any], file_name: str) -> str:
 def read_pages(pages: list[tuple[str, dict[str, Any]]], kind: str, name: str) -> ParsedFile:
     """One import from the pages of a single endpoint (usage kind or 'costs')."""
     cov = Coverage()
+    files = tuple(file_name for file_name, _ in pages)
     if kind == "costs":
         return ParsedFile(name, "openai_api_costs", "openai", "cost", "",
-                          _cost_rows(pages, cov), cov)
+                          _cost_rows(pages, cov), cov, files, ENTRY)
     return ParsedFile(name, f"openai_api_usage_{kind}", "openai", "usage", kind,
-                      _usage_rows(pages, kind, cov), cov)
+                      _usage_rows(pages, kind, cov), cov, files, ENTRY)
 
 
-def _buckets(pages: list[tuple[str, dict[str, Any]]],
-             cov: Coverage) -> Iterator[tuple[FieldParser, int, tuple[Any, Any, Any], dict[str, Any]]]:
+Entry = tuple[FieldParser, int, tuple[Any, Any, Any], dict[str, Any]]
+
+
+def _buckets(pages: list[tuple[str, dict[str, Any]]], cov: Coverage) -> Iterator[Entry]:
     """(parser, position, (bucket start, end, day), result) for every result of every page.
 
-    The position counts results across a page (1-based) and stands in for a line number.
+    The position counts buckets and results through a page (1-based) and stands in for a
+    line number.
     """
     for file_name, page in pages:
-        parser = FieldParser(file_name)
+        parser = FieldParser(file_name, ENTRY)
         position = 0
         for bucket in page["data"]:
             position += 1
             if not isinstance(bucket, dict):
-                raise parser.fail(None, f"bucket {position} is not an object.")
+                raise parser.fail(position, "a bucket that is not a JSON object.")
             start, end, day = parser.bucket(bucket.get("start_time"), bucket.get("end_time"),
                                             position)
             cov.days.add(day)
             results = bucket.get("results", [])
             if not isinstance(results, list):
-                raise parser.fail(None, f"bucket {position} has no list of results.")
+                raise parser.fail(position, "a bucket whose 'results' is not a list.")
             for result in results:
                 position += 1
                 if not isinstance(result, dict):
-                    raise parser.fail(None, f"result {position} is not an object.")
+                    raise parser.fail(position, "a result that is not a JSON object.")
                 yield parser, position, (start, end, day), result
 
 

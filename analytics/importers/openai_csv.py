@@ -9,7 +9,9 @@ the four time columns, header-only files, dollars as long zero-padded decimals, 
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TextIO
 
 from analytics.importers.base import (
@@ -25,6 +27,11 @@ from analytics.importers.base import (
 TIME_COLUMNS = ("start_time", "end_time")
 USAGE_REQUIRED = (*TIME_COLUMNS, "num_model_requests", "input_tokens")
 COST_REQUIRED = (*TIME_COLUMNS, "amount_value", "amount_currency")
+# Columns only an OpenAI export has: a header with none of them is some other file.
+EXPORT_COLUMNS = frozenset({
+    *USAGE_REQUIRED, *COST_REQUIRED, "start_time_iso", "end_time_iso", "output_tokens",
+    "input_cached_tokens", "line_item",
+})
 
 # Column names that differ between versions of the cost export.
 _ALIASES = {
@@ -52,30 +59,64 @@ def is_cost_header(header: list[str]) -> bool:
     return all(c in header for c in COST_REQUIRED)
 
 
-def _rows(reader: Iterator[list[str]], width: int, parser: FieldParser,
-          text: TextIO) -> Iterator[tuple[int, list[str]]]:
+def open_text(data: bytes | Path) -> TextIO:
+    """The export as text: UTF-8 (a BOM is dropped), line endings left to the CSV reader."""
+    if isinstance(data, Path):
+        return data.open("r", encoding="utf-8-sig", newline="")
+    return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
+
+
+def reader(text: TextIO) -> Iterator[list[str]]:
+    """Strict CSV: a quoted field cut short by a truncated download is an error, not data."""
+    return csv.reader(text, strict=True)
+
+
+def bad_utf8_line(data: bytes | Path) -> int:
+    """The line holding the first byte that is not UTF-8.
+
+    Text is decoded in blocks, so a decode error surfaces at the first record of its block;
+    finding the real line takes a second pass, paid only when the file is already refused.
+    """
+    with data.open("rb") if isinstance(data, Path) else io.BytesIO(data) as fh:
+        for number, raw in enumerate(fh, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 1
+
+
+def not_utf8(file_name: str, data: bytes | Path) -> ImportFailure:
+    return ImportFailure(file_name, "is not UTF-8 text (it looks re-saved by a spreadsheet, "
+                         "which changes the encoding). Use the file exactly as the provider "
+                         "exported it, or download it again.", bad_utf8_line(data))
+
+
+def _rows(text: TextIO, width: int, parser: FieldParser,
+          source: bytes | Path) -> Iterator[tuple[int, list[str]]]:
     """Data rows with their 1-based line numbers; a ragged row is a truncated or edited file."""
     line = 1
     try:
-        for record in reader:
+        for record in reader(text):
             line += 1
-            if not record or (len(record) == 1 and record[0] == ""):
-                continue
             if len(record) != width:
+                if not record or (len(record) == 1 and not record[0].strip()):
+                    continue  # a blank line
                 raise parser.fail(
                     line, f"has {len(record)} fields where the header has {width}. The file is "
                     "truncated or was edited; download it again from the provider.")
             yield line, record
     except UnicodeDecodeError:
-        raise parser.fail(line + 1, "is not UTF-8 text. Use the file exactly as the provider "
-                          "exported it (a spreadsheet re-save changes the encoding).") from None
+        raise not_utf8(parser.file_name, source) from None
     except csv.Error as exc:
-        raise parser.fail(line + 1, f"is not valid CSV ({exc}).") from None
+        raise parser.fail(line + 1, f"is not valid CSV ({exc}). The file is truncated or was "
+                          "edited; download it again from the provider.") from None
     finally:
         text.close()
 
 
-def read_usage(text: TextIO, header: list[str], file_name: str, fmt: str) -> ParsedFile:
+def read_usage(text: TextIO, header: list[str], file_name: str, fmt: str,
+               source: bytes | Path) -> ParsedFile:
     """A usage export: completions (with output tokens) or embeddings (input tokens only)."""
     parser = FieldParser(file_name)
     cov = Coverage()
@@ -87,8 +128,7 @@ def read_usage(text: TextIO, header: list[str], file_name: str, fmt: str) -> Par
         return record[i].strip() if i is not None else ""
 
     def rows() -> Iterator[UsageRow]:
-        reader = csv.reader(text)
-        for line, rec in _rows(reader, len(header), parser, text):
+        for line, rec in _rows(text, len(header), parser, source):
             start, end, day = parser.bucket(get(rec, "start_time"), get(rec, "end_time"), line)
             cov.days.add(day)
             if get(rec, "num_model_requests") == "" and get(rec, "model") == "":
@@ -107,10 +147,11 @@ def read_usage(text: TextIO, header: list[str], file_name: str, fmt: str) -> Par
                 parser.count(get(rec, "num_model_requests"), "num_model_requests", line),
             )
 
-    return ParsedFile(file_name, fmt, "openai", "usage", kind, rows(), cov)
+    return ParsedFile(file_name, fmt, "openai", "usage", kind, rows(), cov, (file_name,))
 
 
-def read_cost(text: TextIO, header: list[str], file_name: str, fmt: str) -> ParsedFile:
+def read_cost(text: TextIO, header: list[str], file_name: str, fmt: str,
+              source: bytes | Path) -> ParsedFile:
     """A cost export, 10-column (project, line item) or 17-column (adds quantity, user, key,
     names). A row without a project is an org-wide figure and is kept apart."""
     parser = FieldParser(file_name)
@@ -127,8 +168,7 @@ def read_cost(text: TextIO, header: list[str], file_name: str, fmt: str) -> Pars
         return record[i].strip() if i is not None else ""
 
     def rows() -> Iterator[CostRow]:
-        reader = csv.reader(text)
-        for line, rec in _rows(reader, len(header), parser, text):
+        for line, rec in _rows(text, len(header), parser, source):
             _, _, day = parser.bucket(get(rec, "start_time"), get(rec, "end_time"), line)
             cov.days.add(day)
             raw_amount = get(rec, "amount_value")
@@ -156,7 +196,7 @@ def read_cost(text: TextIO, header: list[str], file_name: str, fmt: str) -> Pars
                 model, token_type, amount, currency, quantity, opt(rec, "unit"),
             )
 
-    return ParsedFile(file_name, fmt, "openai", "cost", "", rows(), cov)
+    return ParsedFile(file_name, fmt, "openai", "cost", "", rows(), cov, (file_name,))
 
 
 def check_header(header: list[str], file_name: str) -> None:
@@ -170,4 +210,5 @@ def check_header(header: list[str], file_name: str) -> None:
         seen.add(name)
 
 
-__all__ = ["read_usage", "read_cost", "is_usage_header", "is_cost_header", "check_header"]
+__all__ = ["read_usage", "read_cost", "is_usage_header", "is_cost_header", "check_header",
+           "open_text", "reader", "not_utf8", "EXPORT_COLUMNS"]
