@@ -155,6 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: the store cannot be reached ({_db_reason(exc)}). Check --db or "
               "BURNRATE_DB_URL.", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `... | head` closed the pipe: not an error worth a traceback
+        sys.stderr.close()
+        return 0
     except SQLAlchemyError as exc:
         print(f"error: the store refused the operation ({type(exc.orig or exc).__name__}).",
               file=sys.stderr)

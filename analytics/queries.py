@@ -4,7 +4,8 @@ Every figure a page or CLI command shows comes through here. Grouping, filtering
 happen in the database; Python only joins the (small) billed-cost and usage aggregates on
 their group keys and adds display names.
 
-Billed cost is the truth for money. Org-level cost rows (an export without a project column)
+Billed cost is the truth for money; figures are US dollars (rows billed in another currency
+are kept in the store but not summed into dollar figures). Org-level cost rows (an export without a project column)
 count only on days that have no project rows, so an org total never adds to project figures.
 """
 
@@ -99,7 +100,7 @@ def _cost_query(dims: list[str], dialect: str, conds: list[ColumnElement[bool]])
     cost = Cost.__table__
     keys = [_dimension(cost, d, dialect).label(d) for d in dims]
     return (select(*keys, func.sum(cost.c.amount).label("cost_usd"))
-            .where(effective_cost_condition(cost), *conds)
+            .where(effective_cost_condition(cost), cost.c.currency == "USD", *conds)
             .group_by(*keys))
 
 
@@ -177,7 +178,7 @@ def total_cost(engine: Engine, principal: Principal, start: date | None = None,
     cost = Cost.__table__
     with engine.connect() as conn:
         value = conn.execute(select(func.sum(cost.c.amount)).where(
-            effective_cost_condition(cost),
+            effective_cost_condition(cost), cost.c.currency == "USD",
             *_filters(cost, start, end, projects, None))).scalar_one()
     return value if value is not None else Decimal(0)
 
