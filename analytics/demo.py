@@ -66,6 +66,7 @@ class SimProject:
     users: tuple[str, ...]
     workloads: tuple[Workload, ...]
     weekend_factor: float = 0.45
+    retired_keys: tuple[str, ...] = ()  # keys that stopped 45 days before the end
 
 
 DEMO_PROJECTS = (
@@ -74,14 +75,17 @@ DEMO_PROJECTS = (
                (Workload("gpt-5-2025-08-07", 260, 1800, 450, 0.25),
                 Workload("gpt-4o-mini-2024-07-18", 900, 900, 200, 0.3)), 0.25),
     SimProject("proj_demoStaging000000002", "Staging", "Staging",
-               ("key_demoStgA0003",), ("user-demo-cho",),
-               (Workload("gpt-5-mini-2025-08-07", 700, 1600, 380, 0.35),), 0.35),
+               ("key_demoStgA0003", "key_demoStgOld0009"), ("user-demo-cho",),
+               (Workload("gpt-5-mini-2025-08-07", 700, 1600, 380, 0.35),
+                Workload("gpt-4.1-mini-2025-04-14", 400, 1500, 0, 0.5)), 0.35,
+               retired_keys=("key_demoStgOld0009",)),
     SimProject("proj_demoProduction000003", "Production", "Production",
                ("key_demoPrdA0004", "key_demoPrdB0005", "key_demoPrdC0006"),
                ("user-demo-svc",),
                (Workload("gpt-5-mini-2025-08-07", 5200, 1900, 420, 0.4),
                 Workload("gpt-4o-2024-08-06", 900, 2200, 500, 0.3),
-                Workload("gpt-4-0613", 35, 1500, 300, 0.0)), 0.8),
+                Workload("gpt-4-0613", 35, 1500, 300, 0.0),
+                Workload("gpt-4.1-2025-04-14", 1500, 350, 8, 0.0)), 0.8),
     SimProject("proj_demoAnalytics0000004", "Analytics", "Analytics",
                ("key_demoAnaA0007",), ("user-demo-etl",),
                (Workload("gpt-4.1-mini-2025-04-14", 4000, 1800, 450, 0.05, batch=True),
@@ -101,6 +105,7 @@ class SimOrg:
     usage: list[dict] = field(default_factory=list)
     cost: dict[tuple[date, str, str, str], tuple[Decimal, int]] = field(default_factory=dict)
     projects: tuple[SimProject, ...] = DEMO_PROJECTS
+    spike_day: date | None = None  # the day of the planted runaway retry loop
 
     def truth_by_project(self) -> dict[str, Decimal]:
         out: dict[str, Decimal] = defaultdict(Decimal)
@@ -139,7 +144,8 @@ def simulate(seed: int = 7, days: int = 365, end: date | None = None, scale: flo
     end = end or (datetime.now(UTC).date() - timedelta(days=1))
     start = end - timedelta(days=days - 1)
     org = SimOrg(start, end, projects=projects)
-    spike_day = start + timedelta(days=int(days * 0.7))
+    spike_day = end - timedelta(days=min(20, days // 3))
+    org.spike_day = spike_day
     prices: dict[tuple[str, date], Price] = {}
 
     def price_of(model: str, day: date) -> Price:
@@ -157,12 +163,15 @@ def simulate(seed: int = 7, days: int = 365, end: date | None = None, scale: flo
             weekday = 1.0 if day.weekday() < 5 else proj.weekend_factor
             for w in proj.workloads:
                 for key_index, key in enumerate(proj.keys):
+                    if key in proj.retired_keys and day > end - timedelta(days=45):
+                        continue
                     noise = math.exp(rng.gauss(0, 0.18))
                     requests = w.requests_per_day * scale * growth * weekday * noise / len(
                         proj.keys)
+                    burst = 0
                     if day == spike_day and proj.name == "Development" and key_index == 0:
-                        requests *= 14  # a retry loop left running overnight
-                    requests = int(requests)
+                        burst = int(requests * 13)  # a retry loop left running overnight
+                    requests = int(requests) + burst
                     if requests <= 0:
                         continue
                     inp = int(requests * w.input_per_request * math.exp(rng.gauss(0, 0.05)))
@@ -172,7 +181,8 @@ def simulate(seed: int = 7, days: int = 365, end: date | None = None, scale: flo
                     org.usage.append({
                         "day": day, "project_id": proj.project_id, "user_id": user,
                         "api_key_id": key, "model": w.model, "batch": w.batch,
-                        "requests": requests, "input": inp, "cached": cached, "output": out})
+                        "requests": requests, "input": inp, "cached": cached, "output": out,
+                        "burst": burst})
                     for token_type, amount, qty in _line_items(price_of(w.model, day), w,
                                                                inp - cached, cached, out):
                         k = (day, proj.project_id, f"{w.model}, {token_type}", token_type)
@@ -205,6 +215,36 @@ def write_usage_csv(org: SimOrg, path: Path, start: date, end: date) -> Path:
                 "True" if u["batch"] else "False", "default", f"{u['input']}.0",
                 f"{u['output']}.0", f"{u['cached']}.0", f"{unc}.0", f"{unc}.0",
                 f"{u['output']}.0", f"{u['cached']}.0", "0.0", "0.0", "0.0", "0.0", "0.0", "0.0"])
+    return path
+
+
+def write_minute_usage_csv(org: SimOrg, path: Path, day: date,
+                           project_ids: tuple[str, ...]) -> Path:
+    """One day of some projects in 1-minute buckets (the Admin API's bucket_width=1m): each
+    daily row spread evenly over the day, a runaway's burst packed into ten minutes at 02:00."""
+    midnight = datetime.combine(day, time(), UTC)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh)
+        out.writerow(USAGE_HEADER)
+        for u in org.usage:
+            if u["day"] != day or u["project_id"] not in project_ids:
+                continue
+            steady, burst = u["requests"] - u["burst"], u["burst"]
+            for minute in range(1440):
+                m_req = steady // 1440 + (steady % 1440 if minute == 0 else 0)
+                if 120 <= minute < 130:
+                    m_req += burst // 10 + (burst % 10 if minute == 120 else 0)
+                if m_req:
+                    r = m_req / u["requests"]
+                    inp, cached, outp = (int(u[k] * r) for k in ("input", "cached", "output"))
+                    t0 = midnight + timedelta(minutes=minute)
+                    t1 = t0 + timedelta(minutes=1)
+                    out.writerow([
+                        int(t0.timestamp()), int(t1.timestamp()), t0.isoformat(), t1.isoformat(),
+                        u["project_id"], f"{m_req}.0", u["user_id"], u["api_key_id"],
+                        u["model"], "True" if u["batch"] else "False", "default", f"{inp}.0",
+                        f"{outp}.0", f"{cached}.0", f"{inp - cached}.0", f"{inp - cached}.0",
+                        f"{outp}.0", f"{cached}.0", "0.0", "0.0", "0.0", "0.0", "0.0", "0.0"])
     return path
 
 
@@ -248,6 +288,9 @@ def load_demo(engine: Engine, seed: int = 7, days: int = 365,
     org = simulate(seed=seed, days=days, end=end)
     with tempfile.TemporaryDirectory(prefix="burnrate-demo-") as tmp:
         paths = write_exports(org, Path(tmp))
+        paths.append(write_minute_usage_csv(
+            org, Path(tmp) / "completions_usage_minutes.csv", org.spike_day,
+            ("proj_demoDevelopment00001", "proj_demoProduction000003")))
         results = import_sources(engine, [(p.name, p) for p in paths], user="demo")
     _label_environments(engine, org)
     return results

@@ -240,4 +240,6 @@ def usage_for_pricing(engine: Engine, principal: Principal, start: date | None =
     frame = pd.DataFrame(rows, columns=[*(k.name for k in keys), *TOKEN_COLUMNS])
     frame["day"] = frame["day"].map(_as_date)
     frame["batch"] = frame["batch"].astype(bool)
+    for c in TOKEN_COLUMNS:  # PostgreSQL's SUM(bigint) is numeric: back to whole numbers
+        frame[c] = frame[c].fillna(0).astype("int64")
     return frame

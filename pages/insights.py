@@ -1,0 +1,90 @@
+"""Insights: money to save and problems to fix, ranked by dollars per month, each with the
+chart and the rows behind it."""
+
+from datetime import date, timedelta
+
+import streamlit as st
+
+from analytics.access import Principal
+from analytics.exports import to_csv
+from analytics.insights import InsightReport, find_insights, findings_frame
+from analytics.queries import data_range
+from ui.charts import spend_over_time
+from ui.session import engine, principal
+
+eng, who = engine(), principal()
+
+
+@st.cache_data(ttl=600, show_spinner="Looking for savings…")
+def _report(_url: str, who: Principal, start: date, end: date) -> InsightReport | None:
+    return find_insights(eng, who, start, end)
+
+
+def _plain(text: str) -> str:
+    """Dollar signs as text: Streamlit's markdown reads $...$ as maths."""
+    return text.replace("$", "\\$")
+
+
+st.title("Insights")
+st.caption("Where money can be saved and what to fix, ranked by dollars per month at list "
+           "price. Savings that touch the same usage are alternatives, not a sum.")
+first, last = data_range(eng, who)
+if last is None:
+    st.info("No data yet.")
+    st.stop()
+span = st.date_input("Days analysed", value=(max(first, last - timedelta(days=89)), last),
+                     min_value=first, max_value=last)
+if not isinstance(span, tuple) or len(span) != 2:
+    st.info("Pick the last day of the range.")
+    st.stop()
+report = _report(str(eng.url), who, span[0], span[1])
+if report is None:
+    st.info("No data yet.")
+    st.stop()
+
+table = findings_frame(report)
+c1, c2, c3 = st.columns(3)
+c1.metric("Findings", len(table))
+c2.metric("Largest saving", f"${table['monthly_usd'].max() if len(table) else 0:,.0f}/month")
+c3.metric("Days analysed", report.days)
+for note in report.notes:
+    st.caption(_plain(note))
+if table.empty:
+    st.success("Nothing to fix in this window: no wasteful models, missed discounts, spikes "
+               "or stale keys.")
+    st.stop()
+
+categories = sorted(table["category"].unique())
+shown = st.multiselect("Show", categories, default=categories)
+st.download_button("Download findings (CSV)", to_csv(table),
+                   file_name=f"burnrate_insights_{report.start}_{report.end}.csv",
+                   mime="text/csv")
+for i, finding in enumerate(report.findings):
+    if finding.category not in shown:
+        continue
+    worth = f"${finding.monthly_usd:,.0f}/month" if finding.monthly_usd else "no direct cost"
+    with st.expander(_plain(f"**{worth}** · {finding.category} · {finding.title}")):
+        st.markdown(_plain(f"**What to do:** {finding.action}"))
+        where = [("Project", finding.project), ("Key", finding.api_key),
+                 ("Model", finding.model), ("Window", finding.window)]
+        st.caption(_plain(" · ".join(f"{k}: {v}" for k, v in where if v)))
+        if finding.caveat:
+            st.caption(_plain(finding.caveat))
+        if not finding.chart.empty:
+            intraday = finding.kind in ("rate_limit",) or "UTC" in finding.window
+            axis = "time" if intraday else "day"
+            value = "spend" if finding.chart_money else "requests"
+            chart = finding.chart.rename(columns={"x": axis, "y": value})
+            figure = spend_over_time(chart, axis, "series", value, finding.chart_title,
+                                     stacked=not finding.chart_money, money=finding.chart_money)
+            if finding.chart_money:  # savings are often a few dollars a day: show the cents
+                figure.update_yaxes(tickformat=",.2f")
+            st.plotly_chart(figure, width="stretch", key=f"chart_{i}")
+        money_columns = [c for c in finding.evidence.columns if str(c).endswith("usd")]
+        formats = {c: st.column_config.NumberColumn(c, format="dollar") for c in money_columns}
+        if "share" in finding.evidence:
+            formats["share"] = st.column_config.NumberColumn("share", format="percent")
+        st.dataframe(finding.evidence, hide_index=True, width="stretch", column_config=formats)
+        st.download_button("Download evidence (CSV)", to_csv(finding.evidence),
+                           file_name=f"burnrate_{finding.kind}_{i + 1}.csv", mime="text/csv",
+                           key=f"evidence_{i}")
