@@ -21,7 +21,8 @@ from analytics import exports
 from analytics.access import SYSTEM, AccessDenied
 from analytics.importers import sources_from_paths
 from analytics.ingest import ImportResult, import_sources
-from analytics.queries import DIMENSIONS, spend
+from analytics.queries import DIMENSIONS
+from analytics.spend_estimates import spend_with_estimates
 from analytics.store import get_engine
 
 Handler = Callable[[argparse.Namespace], int]
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--end", type=_day)
     r.add_argument("--project", help="only this project id")
     r.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    importlib.import_module("analytics.cli_pricing").add_reconcile_parser(rsub, common)
 
     for module in feature_modules():
         module.register(sub, common)
@@ -115,9 +117,9 @@ def _import_line(r: ImportResult) -> str:
 @command("report")
 def _report(args: argparse.Namespace) -> int:
     engine = get_engine(args.db)
-    frame = spend(engine, SYSTEM, args.by, args.start, args.end, args.project)
+    frame = spend_with_estimates(engine, SYSTEM, args.by, args.start, args.end, args.project)
     frame = frame.rename(columns={args.by: "key"})
-    ordered = ["key", *(["name"] if "name" in frame else []), "cost_usd", "input_tokens",
+    ordered = ["key", *(["name"] if "name" in frame else []), "cost_usd", "basis", "input_tokens",
                "cached_input_tokens", "output_tokens", "requests"]
     frame = frame[ordered + [c for c in frame.columns if c not in ordered]]
     if args.format == "json":

@@ -725,3 +725,16 @@ def monthly_difference(frame: pd.DataFrame, by: Iterable[str] = ()) -> pd.DataFr
     """:func:`reprice_summary` by calendar month (``month`` = first day, a Timestamp)."""
     month = pd.to_datetime(frame["day"]).dt.to_period("M").dt.start_time
     return reprice_summary(frame.assign(month=month.to_numpy()), by=["month", *by])
+
+
+def price_table(book: PriceBook, day: dt.date | str) -> pd.DataFrame:
+    """Every row of ``book`` as text with a ``status`` as seen on ``day``: ``in effect``
+    (the row that prices that day), ``scheduled`` (a later effective date) or ``replaced``
+    (an older row a later one superseded), sorted by provider, family, tier and date."""
+    rows = book.to_frame()
+    effective = pd.to_datetime(rows["effective_from"])
+    started = effective <= pd.Timestamp(day)
+    current = started & ~rows[started].duplicated(_PRICE_KEY, keep="last").reindex(
+        rows.index, fill_value=True)
+    status = np.select([current, ~started], ["in effect", "scheduled"], "replaced")
+    return rows.assign(status=status)

@@ -162,8 +162,10 @@ def _expected(dim: str) -> list[dict]:
         if dim == "api_key":
             row["name"] = f"name of {k}"
         row["cost_usd"] = float(round(money[k], 6))
+        row["basis"] = "billed"  # every group here has billed cost
         row.update(zip(("input_tokens", "cached_input_tokens", "output_tokens", "requests"),
                        tokens[k], strict=True))
+        row["unpriced_models"] = ""
         rows.append(row)
     return rows
 
@@ -193,8 +195,8 @@ def test_report_filters_and_csv_round_trip(engine: Engine, db_url: str, tmp_path
     code, out, err = _done(everything)
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert list(rows[0]) == ["key", "cost_usd", "input_tokens", "cached_input_tokens",
-                             "output_tokens", "requests"]
+    assert list(rows[0]) == ["key", "cost_usd", "basis", "input_tokens", "cached_input_tokens",
+                             "output_tokens", "requests", "unpriced_models"]
     assert sum(Decimal(r["cost_usd"]) for r in rows) == TOTAL
     assert sum(int(r["input_tokens"]) for r in rows) == sum(f["input"] for f in USAGE_FACTS)
 

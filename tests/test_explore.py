@@ -40,3 +40,15 @@ def test_family_groups_snapshots(engine, org):
     table = explore(engine, SYSTEM, "model_family", "month", date(2026, 10, 1),
                     date(2026, 10, 31)).table
     assert "gpt-4o-mini" in set(table["key"]) and "gpt-4o-mini-2024-07-18" not in set(table["key"])
+
+
+@pytest.mark.parametrize("by", ["api_key", "user"])
+def test_report_by_key_adds_up_to_the_bill(engine, org, by):
+    from analytics.spend_estimates import spend_with_estimates
+
+    start, end = date(2026, 10, 1), date(2026, 10, 31)
+    bill = sum(v for d, v in org.truth_by_day().items() if start <= d <= end)
+    frame = spend_with_estimates(engine, SYSTEM, by, start, end)
+    assert set(frame["basis"]) == {"allocated"}
+    assert "" not in set(frame[by])
+    assert abs(sum(frame["cost_usd"]) - bill) < 1e-6

@@ -1,0 +1,205 @@
+"""Billed cost against the estimate from usage x the price book, by day, project and model.
+
+If the two agree, the usage data and the price book can be trusted for the questions billed
+cost cannot answer (cost by key or user, what-if). Where they disagree by more than a
+threshold, the row is flagged with the likeliest reason, checked in this order:
+
+1. ``missing usage export``: dollars were billed but no usage was imported for that model
+   (OpenAI exports embeddings usage in a file of its own, for instance);
+2. ``missing cost export``: usage exists but no billed cost for that day;
+3. ``unpriced model``: the price book cannot price the usage (unknown model, fine-tune);
+4. ``price change``: the bill matches the price just before (or after) the one the book
+   has in effect that day, i.e. an effective date is wrong or a change is missing;
+5. ``unexplained difference``: none of the above (a discount, credits, a tier not exported).
+
+Rows are keyed by model *family*, because a cost export may name a model differently from
+the usage export (display name, snapshot); ``models`` lists the raw names behind a row.
+Figures are float dollars: this is a comparison with estimates, not a statement of money.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine
+
+from analytics.access import Principal
+from analytics.models import model_family
+from analytics.price_store import current_book
+from analytics.pricing import PriceBook, estimate_cost
+from analytics.queries import spend, usage_for_pricing
+
+MISSING_USAGE = "missing usage export"
+MISSING_COST = "missing cost export"
+UNPRICED = "unpriced model"
+PRICE_CHANGE = "price change"
+UNEXPLAINED = "unexplained difference"
+
+KEYS = ["day", "provider", "project_id", "model"]
+_COLUMNS = [*KEYS[:3], "project", "model", "models", "billed_usd", "estimated_usd",
+            "difference_usd", "difference_pct", "flagged", "reason", "unpriced", "tokens"]
+_PRICE_KEY = ["provider", "family", "service_tier"]
+_SHIFTED = ["input_per_1m", "cached_input_per_1m", "cache_write_per_1m", "output_per_1m",
+            "batch_discount", "unit", "source", "source_date"]
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """``rows``: day, provider, project_id, project, model (family), models, billed_usd,
+    estimated_usd, difference_usd (billed - estimated), difference_pct (of billed),
+    flagged, reason ('' when not flagged)."""
+
+    rows: pd.DataFrame
+    threshold_pct: float
+    min_usd: float
+
+    @property
+    def flagged(self) -> pd.DataFrame:
+        return self.rows[self.rows["flagged"]].reset_index(drop=True)
+
+    def summary(self, by: Sequence[str]) -> pd.DataFrame:
+        """Sums by ``by`` (e.g. ["project"], ["model"]), flagged by the same rule, with the
+        distinct reasons of the flagged rows inside each group (``reasons``). Grouping by
+        ``project`` (the name) also keeps ``project_id``."""
+        keys = list(by)
+        if "project" in keys and "project_id" not in keys:  # names need not be unique
+            keys.insert(keys.index("project"), "project_id")
+        rows = self.rows
+        grouped = rows.groupby(keys, as_index=False, sort=True).agg(
+            billed_usd=("billed_usd", lambda s: s.sum(min_count=1)),
+            estimated_usd=("estimated_usd", lambda s: s.sum(min_count=1)),
+            unpriced=("unpriced", "any"), flagged_rows=("flagged", "sum"))
+        reasons = (rows[rows["flagged"]].assign(category=rows["reason"].str.split(":").str[0])
+                   .groupby(keys)["category"].agg(lambda s: "; ".join(sorted(set(s)))))
+        grouped = grouped.merge(reasons.rename("reasons").reset_index(), on=keys, how="left")
+        grouped["reasons"] = grouped["reasons"].fillna("")
+        out = _with_differences(grouped, self.threshold_pct, self.min_usd)
+        return out[[*keys, "billed_usd", "estimated_usd", "difference_usd", "difference_pct",
+                    "flagged", "flagged_rows", "reasons"]]
+
+
+def reconcile(engine: Engine, principal: Principal, start: date | None = None,
+              end: date | None = None, project: str | Sequence[str] | None = None,
+              threshold_pct: float = 1.0, min_usd: float = 0.01,
+              book: PriceBook | None = None) -> Reconciliation:
+    """Compare billed and estimated cost per day, provider, project and model family.
+
+    A row is flagged when billed and estimate differ by more than ``threshold_pct`` percent
+    of the billed figure *and* by more than ``min_usd`` dollars (so that sub-cent rounding
+    on tiny rows is not noise on the page), or when its usage cannot be priced.
+    """
+    if threshold_pct < 0 or min_usd < 0:
+        raise ValueError("The threshold and the minimum difference cannot be negative.")
+    book = book or current_book(engine)
+    both = spend(engine, principal, ["day", "provider", "project", "model"], start, end, project)
+    both = both.rename(columns={"project": "project_id", "project_name": "project"})
+    if both.empty:
+        empty = pd.DataFrame(columns=_COLUMNS).astype(
+            {"flagged": bool, "unpriced": bool, "billed_usd": float, "estimated_usd": float,
+             "difference_usd": float, "difference_pct": float, "tokens": "int64"})
+        return Reconciliation(empty, threshold_pct, min_usd)
+    usage = usage_for_pricing(engine, principal, start, end, project)
+    rows = _rows(both, _estimated(usage, book))
+    rows = _with_differences(rows, threshold_pct, min_usd)
+    rows["reason"] = _reasons(rows)
+    rows = _explain_price_changes(rows, usage, book, threshold_pct)
+    return Reconciliation(rows[_COLUMNS].reset_index(drop=True), threshold_pct, min_usd)
+
+
+def _estimated(usage: pd.DataFrame, book: PriceBook, column: str = "estimated_usd"
+               ) -> pd.DataFrame:
+    """Estimated dollars per day, provider, project and family; ``unpriced`` when any
+    usage of the group could not be priced, with the first reason."""
+    priced = estimate_cost(usage, book)
+    priced["day"] = [d.isoformat() for d in priced["day"]]
+    priced["model"] = priced["family"]
+    return priced.groupby(KEYS, as_index=False).agg(
+        **{column: ("estimated_cost_usd", lambda s: s.sum(min_count=1))},
+        unpriced=("priced", lambda s: not s.all()),
+        unpriced_reason=("unpriced_reason", lambda s: next((r for r in s if r), "")))
+
+
+def _rows(both: pd.DataFrame, estimated: pd.DataFrame) -> pd.DataFrame:
+    """Billed and token sums per family joined with the estimates."""
+    frame = both.assign(
+        raw_model=both["model"],
+        model=[model_family(m, p) for m, p in zip(both["model"], both["provider"], strict=True)],
+        billed_usd=[np.nan if c is None else float(c) for c in both["cost_usd"]],
+        tokens=both["input_tokens"] + both["output_tokens"])
+    grouped = frame.groupby(KEYS, as_index=False).agg(
+        project=("project", "first"),
+        models=("raw_model", lambda s: ", ".join(sorted(set(s)))),
+        billed_usd=("billed_usd", lambda s: s.sum(min_count=1)), tokens=("tokens", "sum"))
+    merged = grouped.merge(estimated, on=KEYS, how="left")
+    merged["unpriced"] = merged["unpriced"].fillna(False).astype(bool)
+    merged["unpriced_reason"] = merged["unpriced_reason"].fillna("")
+    no_usage = merged["estimated_usd"].isna() & ~merged["unpriced"]
+    merged.loc[no_usage, "estimated_usd"] = 0.0  # nothing used is estimated at nothing
+    return merged
+
+
+def _with_differences(frame: pd.DataFrame, threshold_pct: float, min_usd: float
+                      ) -> pd.DataFrame:
+    billed = frame["billed_usd"].fillna(0.0)
+    estimated = frame["estimated_usd"].fillna(0.0)
+    difference = (billed - estimated).round(9) + 0.0  # float noise and -0.0 read as cents
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pct = np.where(billed != 0, difference / billed.where(billed != 0, 1.0) * 100, np.nan)
+    big = (difference.abs() > min_usd) & ((billed == 0) | (np.abs(pct) > threshold_pct))
+    return frame.assign(difference_usd=difference, difference_pct=pct,
+                        flagged=(big | frame["unpriced"]).to_numpy())
+
+
+def _reasons(rows: pd.DataFrame) -> pd.Series:
+    """The first matching cause for each flagged row; '' for the others."""
+    billed = rows["billed_usd"].fillna(0.0) != 0
+    has_usage = rows["tokens"] > 0
+    conditions = [
+        rows["flagged"] & billed & ~has_usage,
+        rows["flagged"] & has_usage & rows["billed_usd"].isna(),
+        rows["flagged"] & rows["unpriced"],
+        rows["flagged"],
+    ]
+    choices = [
+        MISSING_USAGE + ": billed for " + rows["models"] + " but no usage was imported for it",
+        MISSING_COST + ": usage but no billed cost for this day (import the cost export)",
+        UNPRICED + ": " + rows["unpriced_reason"],
+        UNEXPLAINED + ": a discount, credits, or a tier or token type the usage export lacks",
+    ]
+    return pd.Series(np.select(conditions, choices, ""), index=rows.index, dtype=object)
+
+
+def _explain_price_changes(rows: pd.DataFrame, usage: pd.DataFrame, book: PriceBook,
+                           threshold_pct: float) -> pd.DataFrame:
+    """Turn "unexplained" into "price change" where the bill matches the neighbouring price."""
+    open_rows = rows["reason"].str.startswith(UNEXPLAINED)
+    if not open_rows.any():
+        return rows
+    for step, words in ((1, "the price before"), (-1, "the price after")):
+        shifted = _shifted_book(book, step)
+        if shifted is None:
+            continue
+        alternative = _estimated(usage, shifted, "alternative_usd")[[*KEYS, "alternative_usd"]]
+        alt = rows[KEYS].merge(alternative, on=KEYS, how="left")["alternative_usd"]
+        billed = rows["billed_usd"]
+        matches = open_rows & ((billed - alt).abs() <= billed.abs() * threshold_pct / 100)
+        rows.loc[matches, "reason"] = (
+            PRICE_CHANGE + ": the bill matches " + words + " the one in effect for "
+            + rows.loc[matches, "model"] + " on " + rows.loc[matches, "day"]
+            + " (check the price book's effective dates)")
+        open_rows = open_rows & ~matches
+    return rows
+
+
+def _shifted_book(book: PriceBook, step: int) -> PriceBook | None:
+    """A book that prices each period at the previous (``step=1``) or next (``-1``) price
+    of the same provider, family and tier; None when no family has more than one row."""
+    rows = book.to_frame()
+    shifted = rows.groupby(_PRICE_KEY)[_SHIFTED].shift(step)
+    rows[_SHIFTED] = shifted
+    rows = rows[shifted["input_per_1m"].notna()]
+    return PriceBook.from_frame(rows, "shifted prices") if len(rows) else None

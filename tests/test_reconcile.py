@@ -1,0 +1,164 @@
+"""Billed vs estimated cost: agreement, flagged differences and their likely reasons.
+
+gpt-4o bucket of 1,000,000 input (200,000 cached) and 100,000 output at list price:
+0.8 x 2.50 + 0.2 x 1.25 + 0.1 x 10 = $3.25. gpt-5-mini batch bucket of 1M in, 1M out:
+(0.25 + 2) / 2 = $1.125. With gpt-4o at 5 / 2.5 / 20 the first bucket costs $6.50.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from analytics.access import SYSTEM, Principal
+from analytics.price_store import add_price
+from analytics.reconcile import (
+    MISSING_COST,
+    MISSING_USAGE,
+    PRICE_CHANGE,
+    UNEXPLAINED,
+    UNPRICED,
+    reconcile,
+)
+from tests.pricing_fixtures import (
+    BATCH,
+    D1,
+    D2,
+    GPT4O,
+    MINI,
+    PROD,
+    RESEARCH,
+    import_exports,
+    import_sample,
+    usage,
+)
+
+BUCKET = (1_000_000, 200_000, 100_000)
+OWNER = Principal("olivia", "owner")
+
+
+@pytest.fixture
+def store(engine, tmp_path):
+    import_exports(engine, tmp_path, [
+        usage(D1, PROD, GPT4O, *BUCKET),
+        usage(D2, PROD, GPT4O, *BUCKET),
+        usage(D2, BATCH, MINI, 1_000_000, 0, 1_000_000, batch=True),
+        usage(D1, RESEARCH, "mystery-model-1", 500, 0, 50),
+    ], [
+        (D1, PROD, f"{GPT4O}, input", "2.00"),
+        (D1, PROD, f"{GPT4O}, cached input", "0.25"),
+        (D1, PROD, f"{GPT4O}, output", "1.00"),
+        (D2, PROD, f"{GPT4O}, input", "3.50"),
+        (D1, PROD, "text-embedding-3-small, input", "0.40"),
+        (D1, RESEARCH, "mystery-model-1, input", "0.10"),
+    ])
+    return engine
+
+
+def _row(result, day, project, model):
+    rows = result.rows
+    match = rows[(rows["day"] == day.isoformat()) & (rows["project_id"] == project)
+                 & (rows["model"] == model)]
+    assert len(match) == 1, match
+    return match.iloc[0]
+
+
+def test_matching_row_is_not_flagged(store):
+    row = _row(reconcile(store, SYSTEM), D1, PROD, "gpt-4o")
+    assert row["billed_usd"] == pytest.approx(3.25)
+    assert row["estimated_usd"] == pytest.approx(3.25)
+    assert not row["flagged"] and row["reason"] == ""
+    assert row["models"] == GPT4O and row["project"] == "Production"
+
+
+def test_each_difference_gets_its_likely_reason(store):
+    result = reconcile(store, SYSTEM)
+    over = _row(result, D2, PROD, "gpt-4o")
+    assert over["difference_usd"] == pytest.approx(0.25)  # 3.50 billed - 3.25
+    assert over["difference_pct"] == pytest.approx(0.25 / 3.50 * 100)
+    assert over["reason"].startswith(UNEXPLAINED)
+    assert _row(result, D1, PROD, "text-embedding-3-small")["reason"].startswith(MISSING_USAGE)
+    missing_cost = _row(result, D2, BATCH, "gpt-5-mini")
+    assert missing_cost["estimated_usd"] == pytest.approx(1.125)
+    assert missing_cost["reason"].startswith(MISSING_COST)
+    unpriced = _row(result, D1, RESEARCH, "mystery-model-1")
+    assert unpriced["flagged"] and unpriced["reason"].startswith(UNPRICED)
+    assert len(result.flagged) == 4
+
+
+def test_threshold_and_minimum_dollars(store):
+    loose = reconcile(store, SYSTEM, threshold_pct=10)
+    assert not _row(loose, D2, PROD, "gpt-4o")["flagged"]  # 7.1% < 10%
+    coarse = reconcile(store, SYSTEM, min_usd=0.30)
+    assert not _row(coarse, D2, PROD, "gpt-4o")["flagged"]  # $0.25 <= $0.30
+    assert _row(coarse, D1, PROD, "text-embedding-3-small")["flagged"]  # $0.40
+
+
+def test_summary_by_model_and_project(store):
+    result = reconcile(store, SYSTEM)
+    models = result.summary(["model"]).set_index("model")
+    assert models.loc["gpt-4o", "billed_usd"] == pytest.approx(6.75)
+    assert models.loc["gpt-4o", "estimated_usd"] == pytest.approx(6.50)
+    assert models.loc["gpt-4o", "flagged"]  # 0.25 / 6.75 = 3.7%
+    assert models.loc["gpt-4o", "reasons"] == UNEXPLAINED
+    projects = result.summary(["project"]).set_index("project")
+    assert projects.loc["Production", "reasons"] == f"{MISSING_USAGE}; {UNEXPLAINED}"
+    assert projects.loc["Production", "flagged_rows"] == 2
+
+
+def test_scope_and_period_filters(store):
+    scoped = reconcile(store, Principal("sam", "reader", frozenset({BATCH})))
+    assert set(scoped.rows["project_id"]) == {BATCH}
+    day_one = reconcile(store, SYSTEM, start=D1, end=D1)
+    assert set(day_one.rows["day"]) == {D1.isoformat()}
+
+
+def test_bill_at_the_old_price_points_at_a_price_change(engine, tmp_path):
+    import_exports(engine, tmp_path, [usage(D1, PROD, GPT4O, *BUCKET),
+                                      usage(D2, PROD, GPT4O, *BUCKET)],
+                   [(D1, PROD, f"{GPT4O}, input", "3.25"), (D2, PROD, f"{GPT4O}, input", "3.25")])
+    add_price(engine, OWNER, {"provider": "openai", "family": "gpt-4o",
+                              "effective_from": D2.isoformat(), "input_per_1m": "5",
+                              "cached_input_per_1m": "2.5", "output_per_1m": "20"})
+    result = reconcile(engine, SYSTEM)
+    assert not _row(result, D1, PROD, "gpt-4o")["flagged"]
+    changed = _row(result, D2, PROD, "gpt-4o")
+    assert changed["estimated_usd"] == pytest.approx(6.50)
+    assert changed["reason"].startswith(PRICE_CHANGE)
+    assert "the price before" in changed["reason"]
+
+
+def test_bill_at_a_price_the_book_dates_later_points_at_a_price_change(engine, tmp_path):
+    import_exports(engine, tmp_path, [usage(D2, PROD, GPT4O, *BUCKET)],
+                   [(D2, PROD, f"{GPT4O}, input", "6.50")])
+    add_price(engine, OWNER, {"provider": "openai", "family": "gpt-4o",
+                              "effective_from": "2026-09-03", "input_per_1m": "5",
+                              "cached_input_per_1m": "2.5", "output_per_1m": "20"})
+    row = _row(reconcile(engine, SYSTEM), D2, PROD, "gpt-4o")
+    assert row["reason"].startswith(PRICE_CHANGE) and "the price after" in row["reason"]
+
+
+def test_empty_store_reconciles_to_nothing(engine):
+    result = reconcile(engine, SYSTEM)
+    assert result.rows.empty and result.summary(["model"]).empty
+
+
+def test_negative_threshold_is_refused(engine):
+    with pytest.raises(ValueError, match="cannot be negative"):
+        reconcile(engine, SYSTEM, threshold_pct=-1)
+
+
+def test_sample_completions_agree_and_embeddings_lack_usage(engine):
+    folder = import_sample(engine, "completions_usage_*.csv", "cost_*.csv")
+    truth = json.loads((folder / "truth.json").read_text())
+    result = reconcile(engine, SYSTEM, threshold_pct=1.0)
+    models = result.summary(["model"]).set_index("model")
+    completions = models.drop(index="text-embedding-3-small")
+    assert not completions["flagged"].any()
+    assert (completions["difference_pct"].abs() <= 1.0).all()
+    embeddings = models.loc["text-embedding-3-small"]
+    assert embeddings["flagged"] and embeddings["reasons"] == MISSING_USAGE
+    assert embeddings["billed_usd"] == pytest.approx(
+        truth["truth"]["by_model"]["text-embedding-3-small"], rel=1e-9)
+    assert set(result.flagged["model"]) == {"text-embedding-3-small"}

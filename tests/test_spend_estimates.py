@@ -1,0 +1,121 @@
+"""Spend reports fill missing billed cost from usage x the price book and say so.
+
+Hand-computed figures (list prices per 1M tokens, see tests/pricing_fixtures.py):
+- gpt-4o bucket, 1,000,000 input of which 200,000 cached, 100,000 output:
+  0.8 x 2.50 + 0.2 x 1.25 + 0.1 x 10 = 2.00 + 0.25 + 1.00 = $3.25
+- gpt-5-mini batch bucket, 1,000,000 input, 1,000,000 output: (0.25 + 2.00) / 2 = $1.125
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from analytics.access import SYSTEM, Principal
+from analytics.queries import spend
+from analytics.spend_estimates import spend_with_estimates, unpriced_usage
+from tests.pricing_fixtures import (
+    BATCH,
+    D1,
+    D2,
+    GPT4O,
+    MINI,
+    PROD,
+    RESEARCH,
+    import_exports,
+    import_sample,
+    usage,
+)
+
+
+@pytest.fixture
+def store(engine, tmp_path):
+    """Production billed on day 1 only ($3.30, not the $3.25 list price: the bill wins);
+    day 2 has usage only, including a model no price book knows."""
+    import_exports(engine, tmp_path, [
+        usage(D1, PROD, GPT4O, 1_000_000, 200_000, 100_000),
+        usage(D2, PROD, GPT4O, 1_000_000, 200_000, 100_000),
+        usage(D2, BATCH, MINI, 1_000_000, 0, 1_000_000, batch=True),
+        usage(D2, RESEARCH, "mystery-model-1", 500, 0, 50),
+    ], [(D1, PROD, f"{GPT4O}, input", "3.30")])
+    return engine
+
+
+def _by(frame, key):
+    return frame.set_index(key)
+
+
+def test_by_project_fills_gaps_and_labels_the_basis(store):
+    frame = _by(spend_with_estimates(store, SYSTEM, "project"), "project")
+    assert frame.loc[PROD, "cost_usd"] == Decimal("6.55")  # 3.30 billed + 3.25 estimated
+    assert frame.loc[PROD, "basis"] == "mixed"
+    assert frame.loc[BATCH, "cost_usd"] == Decimal("1.125")
+    assert frame.loc[BATCH, "basis"] == "estimated"
+    assert frame.loc[RESEARCH, "cost_usd"] is None, "unpriced usage is never $0"
+    assert frame.loc[RESEARCH, "basis"] == "unpriced"
+    assert frame.loc[RESEARCH, "unpriced_models"] == "mystery-model-1"
+    assert frame.loc[PROD, "unpriced_models"] == ""
+
+
+def test_by_day_and_by_month(store):
+    days = _by(spend_with_estimates(store, SYSTEM, "day"), "day")
+    assert days.loc[D1.isoformat(), "cost_usd"] == Decimal("3.30")
+    assert days.loc[D1.isoformat(), "basis"] == "billed"
+    assert days.loc[D2.isoformat(), "cost_usd"] == Decimal("4.375")  # 3.25 + 1.125
+    assert days.loc[D2.isoformat(), "basis"] == "estimated"
+    assert days.loc[D2.isoformat(), "unpriced_models"] == "mystery-model-1"
+    month = spend_with_estimates(store, SYSTEM, "month")
+    assert month["cost_usd"].tolist() == [Decimal("7.675")]
+    assert month["basis"].tolist() == ["mixed"]
+
+
+def test_keeps_spends_columns_and_tokens(store):
+    plain = spend(store, SYSTEM, ["project", "model"])
+    filled = spend_with_estimates(store, SYSTEM, ["project", "model"])
+    assert list(filled.columns) == [*plain.columns, "unpriced_models", "basis"]
+    assert filled["input_tokens"].tolist() == plain["input_tokens"].tolist()
+    assert all(isinstance(v, Decimal) for v in filled["cost_usd"] if v is not None)
+
+
+def test_billed_figures_are_left_exactly_as_billed(store):
+    filled = spend_with_estimates(store, SYSTEM, ["day", "project"])
+    billed = filled[filled["basis"] == "billed"]
+    assert billed[["day", "project"]].values.tolist() == [[D1.isoformat(), PROD]]
+    assert billed["cost_usd"].tolist() == [Decimal("3.30")]
+
+
+def test_scope_limits_the_estimates(store):
+    scoped = Principal("sam", "reader", frozenset({BATCH}))
+    frame = spend_with_estimates(store, scoped, "model")
+    assert frame["model"].tolist() == [MINI]
+    assert frame["cost_usd"].tolist() == [Decimal("1.125")]
+
+
+def test_date_filter_applies_to_estimates(store):
+    frame = spend_with_estimates(store, SYSTEM, "project", start=D1, end=D1)
+    assert frame["project"].tolist() == [PROD]
+    assert frame["basis"].tolist() == ["billed"]
+
+
+def test_empty_store_gives_an_empty_frame(engine):
+    frame = spend_with_estimates(engine, SYSTEM, "project")
+    assert frame.empty and "basis" in frame.columns
+
+
+def test_unpriced_usage_lists_the_unknown_model(store):
+    missing = unpriced_usage(store, SYSTEM)
+    assert missing["model"].tolist() == ["mystery-model-1"]
+    assert missing["input_tokens"].tolist() == [500]
+    assert "no openai price for model family 'mystery-model-1'" in missing["reason"][0]
+
+
+def test_sample_usage_only_estimates_match_truth_within_half_a_percent(engine):
+    folder = import_sample(engine, "completions_usage_*.csv")
+    truth = json.loads((folder / "truth.json").read_text())["truth_completions_only"]
+    frame = _by(spend_with_estimates(engine, SYSTEM, "project"), "project")
+    assert set(frame["basis"]) == {"estimated"}
+    assert set(frame.index) == set(truth["by_project"])
+    for project, dollars in truth["by_project"].items():
+        assert float(frame.loc[project, "cost_usd"]) == pytest.approx(dollars, rel=0.005)
