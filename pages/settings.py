@@ -12,6 +12,7 @@ from analytics.org import (
     set_anchor_day,
     set_setting,
 )
+from analytics.planning import suggest_environments
 from analytics.queries import projects
 from ui.session import data_changed, engine, principal
 
@@ -35,14 +36,25 @@ proj = projects(eng, who)
 if proj.empty:
     st.caption("Projects appear here after the first import.")
 else:
+    if st.button("Suggest environments", help="Fill empty environments with a guess from "
+                 "the project name (dev, stg, prod, etl...); review them, then save."):
+        guessed = int((suggest_environments(proj)["environment"].fillna("")
+                       != proj["environment"].fillna("")).sum())
+        st.session_state["projects_suggest"] = True
+        st.session_state["projects_rev"] = st.session_state.get("projects_rev", 0) + 1
+        st.info(f"Suggested {guessed} environment{'s' if guessed != 1 else ''} from project "
+                "names; names that say nothing clear are left empty. Review, then save.")
+    shown = suggest_environments(proj) if st.session_state.get("projects_suggest") else proj
     edited = st.data_editor(
-        proj[["provider", "project_id", "name", "environment"]], hide_index=True,
-        disabled=["provider", "project_id"], width="stretch", key="projects_editor",
+        shown[["provider", "project_id", "name", "environment"]], hide_index=True,
+        disabled=["provider", "project_id"], width="stretch",
+        key=f"projects_editor_{st.session_state.get('projects_rev', 0)}",
         column_config={"environment": st.column_config.SelectboxColumn(
             "Environment", options=list(ENVIRONMENTS))})
     if st.button("Save project labels"):
         for row in edited.itertuples():
             label_project(eng, who, row.provider, row.project_id, row.name, row.environment)
+        st.session_state.pop("projects_suggest", None)
         data_changed()
         st.success("Project labels saved.")
 
