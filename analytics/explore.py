@@ -42,10 +42,12 @@ def _period_of(day: date, grain: str) -> str:
 
 
 def _estimated(engine: Engine, principal: Principal, group: str, grain: str, start: date,
-               end: date) -> pd.DataFrame:
+               end: date, provider: str | None) -> pd.DataFrame:
     """List-price cost by period and group, from usage (for groups the cost export lacks)."""
     column = _USAGE_COLUMN["model" if group == "model_family" else group]
     usage = usage_for_pricing(engine, principal, start, end, extra=[column])
+    if provider:
+        usage = usage[usage["provider"] == provider]
     if usage.empty:
         return pd.DataFrame(columns=["period", "key", "cost_usd"])
     priced = estimate_cost(usage, load_price_book())
@@ -71,14 +73,15 @@ def _basis(values: pd.Series) -> str:
 
 
 def explore(engine: Engine, principal: Principal, group: str, grain: str, start: date,
-            end: date) -> ExploreResult:
-    """Spend and tokens by ``group`` per ``grain`` period between ``start`` and ``end``."""
+            end: date, provider: str | None = None) -> ExploreResult:
+    """Spend and tokens by ``group`` per ``grain`` period between ``start`` and ``end``,
+    of one ``provider`` or all."""
     if group not in GROUPS:
         raise ValueError(f"Unknown grouping '{group}'.")
     if grain not in GRAINS:
         raise ValueError(f"Unknown grain '{grain}'; choose day, week or month.")
     dim = "model" if group == "model_family" else group
-    frame = spend(engine, principal, [grain, dim], start, end)
+    frame = spend(engine, principal, [grain, dim], start, end, provider=provider)
     frame = frame.rename(columns={grain: "period", dim: "key"})
     label_col = "name" if "name" in frame else f"{dim}_name" if f"{dim}_name" in frame else "key"
     frame["label"] = frame[label_col] if label_col in frame else frame["key"]
@@ -86,7 +89,7 @@ def explore(engine: Engine, principal: Principal, group: str, grain: str, start:
         frame["cost_usd"] = frame["cost_usd"].map(float)
         frame["basis"] = "billed"
     else:
-        est = _estimated(engine, principal, group, grain, start, end)
+        est = _estimated(engine, principal, group, grain, start, end, provider)
         frame = attribute(frame, est, ["period"])
     if group == "model_family":
         frame["key"] = frame["key"].map(model_family)

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from analytics.access import Principal
 from analytics.budgets import Period, period_containing, previous_period
-from analytics.queries import data_range, spend, total_cost
+from analytics.queries import data_range, spend
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class Overview:
     top_projects: pd.DataFrame
     top_models: pd.DataFrame
     daily_by_project: pd.DataFrame
+    by_provider: pd.DataFrame  # provider, cost_usd (float) this period, largest first
 
     @property
     def change_pct(self) -> float | None:
@@ -40,8 +41,9 @@ class Overview:
 
 
 def overview(engine: Engine, principal: Principal, today: date, anchor_day: int = 1,
-             top: int = 5) -> Overview | None:
-    """This period's and last period's spend, top projects and models, the daily chart data.
+             top: int = 5, provider: str | None = None) -> Overview | None:
+    """This period's and last period's spend, top projects and models, the daily chart data
+    and spend by provider; ``provider`` narrows every figure but the provider split.
 
     None when the principal can see no data at all.
     """
@@ -53,18 +55,28 @@ def overview(engine: Engine, principal: Principal, today: date, anchor_day: int 
     previous = previous_period(period, "month", anchor_day)
     elapsed = (as_of - period.start).days
     same_point = min(previous.start + timedelta(days=elapsed), previous.end)
-    projects = spend(engine, principal, "project", period.start, period.end)
-    models = spend(engine, principal, "model", period.start, period.end)
-    daily = spend(engine, principal, ["day", "project"], period.start, period.end)
+    projects = spend(engine, principal, "project", period.start, period.end, provider=provider)
+    models = spend(engine, principal, "model", period.start, period.end, provider=provider)
+    daily = spend(engine, principal, ["day", "project"], period.start, period.end,
+                  provider=provider)
+    providers = spend(engine, principal, "provider", period.start, period.end)
     return Overview(
         period=period, previous=previous, as_of=as_of,
-        spend=total_cost(engine, principal, period.start, period.end),
-        previous_spend=total_cost(engine, principal, previous.start, previous.end),
-        previous_same_point=total_cost(engine, principal, previous.start, same_point),
+        spend=billed(engine, principal, period.start, period.end, provider),
+        previous_spend=billed(engine, principal, previous.start, previous.end, provider),
+        previous_same_point=billed(engine, principal, previous.start, same_point, provider),
         top_projects=_top(projects, "project", top),
         top_models=_top(models, "model", top),
         daily_by_project=daily,
+        by_provider=_top(providers, "provider", len(providers)),
     )
+
+
+def billed(engine: Engine, principal: Principal, start: date, end: date,
+           provider: str | None = None) -> Decimal:
+    """Billed dollars in a range, of one provider or all (summed in SQL by provider)."""
+    frame = spend(engine, principal, "provider", start, end, provider=provider)
+    return sum((v for v in frame["cost_usd"] if v is not None), Decimal(0))
 
 
 def _top(frame: pd.DataFrame, key: str, n: int) -> pd.DataFrame:

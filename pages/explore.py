@@ -6,7 +6,9 @@ import streamlit as st
 
 from analytics.explore import GRAINS, GROUPS, explore
 from analytics.exports import to_csv
+from analytics.focus import focus_csv, focus_frame
 from analytics.queries import data_range
+from analytics.sync import PROVIDERS
 from ui.charts import spend_over_time
 from ui.session import engine, principal
 
@@ -17,18 +19,20 @@ if last is None:
     st.info("No data yet.")
     st.stop()
 
-c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
+c1, c2, c3, c4, c5 = st.columns([2, 1, 1, 1, 1])
 span = c1.date_input("Date range", value=(max(first, last - timedelta(days=89)), last),
                      min_value=first, max_value=last)
-group = c2.selectbox("Group by", list(GROUPS), format_func=lambda g: GROUPS[g])
-grain = c3.selectbox("Grain", GRAINS, index=0)
-measure = c4.selectbox("Measure", ["Spend (USD)", "Tokens", "Requests"])
+provider = c2.selectbox("Provider", ["", *PROVIDERS],
+                        format_func=lambda p: PROVIDERS[p].label if p else "All providers")
+group = c3.selectbox("Group by", list(GROUPS), format_func=lambda g: GROUPS[g])
+grain = c4.selectbox("Grain", GRAINS, index=0)
+measure = c5.selectbox("Measure", ["Spend (USD)", "Tokens", "Requests"])
 stacked = st.toggle("Stacked", value=True)
 if not isinstance(span, tuple) or len(span) != 2:
     st.info("Pick the last day of the range.")
     st.stop()
 
-result = explore(eng, who, group, grain, span[0], span[1])
+result = explore(eng, who, group, grain, span[0], span[1], provider or None)
 value = {"Spend (USD)": "cost_usd", "Tokens": "total_tokens", "Requests": "requests"}[measure]
 title = f"{measure} by {GROUPS[group].lower()}, {grain}"
 if result.series.empty:
@@ -47,6 +51,11 @@ st.dataframe(result.table, hide_index=True, width="stretch", column_config={
     "output_tokens": count("Output tokens", format="localized"),
     "requests": count("Requests", format="localized"),
     "basis": st.column_config.TextColumn("Basis", help="billed, or estimated from usage")})
-st.download_button("Download CSV", to_csv(result.table),
+d1, d2 = st.columns(2)
+d1.download_button("Download CSV", to_csv(result.table),
                    file_name=f"burnrate_{group}_{grain}_{span[0]}_{span[1]}.csv",
                    mime="text/csv")
+d2.download_button("Download FOCUS 1.2 (billed spend, all providers)",
+                   lambda: focus_csv(focus_frame(eng, who, span[0], span[1])),
+                   file_name=f"burnrate_focus_{span[0]}_{span[1]}.csv", mime="text/csv",
+                   help="FinOps FOCUS 1.2 rows for FinOps tools, one per billed cost line")

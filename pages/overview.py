@@ -6,17 +6,29 @@ import streamlit as st
 
 from analytics.org import anchor_day, get_setting
 from analytics.overview import overview
+from analytics.sync import PROVIDERS, latest_by_provider
 from ui.charts import ranked_bar, spend_over_time
 from ui.session import engine, money, principal
 
 eng, who = engine(), principal()
 st.title(f"{get_setting(eng, 'org_name')}: AI spend")
-view = overview(eng, who, datetime.now(UTC).date(), anchor_day(eng))
+provider = st.columns([1, 3])[0].selectbox("Provider", ["", *PROVIDERS],
+                                           format_func=lambda p: PROVIDERS[p].label
+                                           if p else "All providers")
+view = overview(eng, who, datetime.now(UTC).date(), anchor_day(eng), provider=provider or None)
 if view is None:
     st.info("No data yet. " + ("Import your provider exports on the **Import** page, or load "
                                "the demo organisation there." if who.can_import else
                                "Ask an Owner or Member to import the provider exports."))
     st.stop()
+
+for run in latest_by_provider(eng).itertuples():
+    label = PROVIDERS[run.provider].label if run.provider in PROVIDERS else run.provider
+    when = f"{run.last_run_at:%d %b %Y %H:%M} UTC"
+    if run.status == "failed":
+        st.warning(f"{label} sync failed at {when}: {run.message}")
+    else:
+        st.caption(f"{label} last synced {when}: ok")
 
 p = view.period
 st.caption(f"Billing period {p.start:%d %b %Y} – {p.end:%d %b %Y} · data up to "
@@ -41,3 +53,8 @@ if not view.top_projects.empty:
 if not view.top_models.empty:
     right.plotly_chart(ranked_bar(view.top_models, "model", "cost_usd",
                                   "Top models this period"), width="stretch")
+if not view.by_provider.empty:
+    shares = view.by_provider.assign(label=view.by_provider["provider"].map(
+        lambda p: PROVIDERS[p].label if p in PROVIDERS else p))
+    st.plotly_chart(ranked_bar(shares, "label", "cost_usd", "Spend by provider this period"),
+                    width="stretch")

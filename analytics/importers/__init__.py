@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
+from analytics.importers import anthropic_api, anthropic_csv
 from analytics.importers.base import ImportFailure, NotAnExport, ParsedFile
 from analytics.importers.openai_api import load_page, page_kind, read_pages
 from analytics.importers.openai_csv import (
@@ -123,6 +124,8 @@ def _read_header(name: str, data: bytes | Path) -> tuple[list[str], TextIO]:
 def parse_csv(name: str, data: bytes | Path) -> ParsedFile:
     """A CSV export: usage or cost, recognised by its header."""
     header, text = _read_header(name, data)
+    if anthropic_csv.is_anthropic_header(header):
+        return _parse_anthropic(name, data, header, text)
     try:
         _recognise(header, name)
     except ImportFailure:
@@ -131,6 +134,26 @@ def parse_csv(name: str, data: bytes | Path) -> ParsedFile:
     if is_usage_header(header):
         return read_usage(text, header, name, "openai_usage_csv", data)
     return read_cost(text, header, name, "openai_cost_csv", data)
+
+
+def _parse_anthropic(name: str, data: bytes | Path, header: list[str],
+                     text: TextIO) -> ParsedFile:
+    """An Anthropic Console export: token usage or cost, recognised by its header."""
+    try:
+        check_header(header, name)
+        if anthropic_csv.is_token_header(header):
+            return anthropic_csv.read_tokens(text, header, name, data)
+        if anthropic_csv.is_cost_header(header):
+            return anthropic_csv.read_cost(text, header, name, data)
+    except ImportFailure:
+        text.close()
+        raise
+    text.close()
+    raise ImportFailure(
+        name, "has an Anthropic export's header without the columns it needs. A token export "
+        f"needs {', '.join(anthropic_csv.TOKEN_REQUIRED)}; a cost export needs "
+        f"{', '.join(anthropic_csv.COST_REQUIRED)}. Download the export again rather than "
+        "editing its header.", 1)
 
 
 def _recognise(header: list[str], name: str) -> None:
@@ -147,7 +170,8 @@ def _recognise(header: list[str], name: str) -> None:
         raise NotAnExport(
             name, "is not a recognised export: its header has none of the columns of an OpenAI "
             "usage export (start_time, end_time, num_model_requests, input_tokens, ...) or cost "
-            "export (start_time, end_time, amount_value, amount_currency, ...).", 1)
+            "export (start_time, end_time, amount_value, amount_currency, ...), nor of an "
+            "Anthropic Console export (usage_date_utc, usage_output_tokens, cost_usd, ...).", 1)
     check_header(header, name)
     if not (is_usage_header(header) or is_cost_header(header)):
         missing = min(([c for c in USAGE_REQUIRED if c not in header],
@@ -169,12 +193,18 @@ def parse_sources(sources: Iterable[Source | tuple[str, bytes | Path]]
     """
     out: list[ParsedFile | ImportFailure] = []
     pages: dict[str, list[tuple[str, dict]]] = {}
+    reports: dict[str, list[tuple[str, dict]]] = {}
     for name, data, *_ in sources:
         try:
             head = _head(data, name)
             _refuse_binary(head, name)
             if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith((b"{", b"[")):
                 raw = data.read_bytes() if isinstance(data, Path) else data
+                report = anthropic_api.load_report(raw)
+                if report is not None:
+                    reports.setdefault(anthropic_api.report_kind(report), []).append(
+                        (name, report))
+                    continue
                 page = load_page(raw, name)
                 pages.setdefault(page_kind(page, name), []).append((name, page))
             else:
@@ -184,9 +214,17 @@ def parse_sources(sources: Iterable[Source | tuple[str, bytes | Path]]
     for kind, group in pages.items():
         if kind == "empty":
             kind = "costs" if any("cost" in n.lower() for n, _ in group) else "completions"
-        label = group[0][0] if len(group) == 1 else f"{group[0][0]} (+{len(group) - 1} pages)"
-        out.append(read_pages(group, kind, label))
+        out.append(read_pages(group, kind, _label(group)))
+    for kind, group in reports.items():
+        if kind == "empty":
+            kind = "cost" if any("cost" in n.lower() for n, _ in group) else "usage"
+        out.append(anthropic_api.read_reports(group, kind, _label(group)))
     return out
+
+
+def _label(group: list[tuple[str, dict]]) -> str:
+    return group[0][0] if len(group) == 1 else f"{group[0][0]} (+{len(group) - 1} pages)"
+
 
 __all__ = ["ImportFailure", "NotAnExport", "ParsedFile", "Source", "parse_sources",
            "sources_from_paths", "parse_csv"]
