@@ -25,8 +25,16 @@ def engine() -> Engine:
 
 
 def principal() -> Principal:
-    """The principal app.py put in the session after login (pages run only after that)."""
-    return st.session_state["principal"]
+    """The principal app.py put in the session after login.
+
+    A page run without it (only possible if app.py failed before building the navigation)
+    stops here rather than show anything.
+    """
+    who = st.session_state.get("principal")
+    if who is None:
+        st.warning("Please log in.")
+        st.stop()
+    return who
 
 
 def data_changed() -> None:
