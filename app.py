@@ -3,10 +3,13 @@ user's role may open (a page not listed in the navigation cannot be reached at a
 
 from __future__ import annotations
 
+import os
+
 import streamlit as st
 import streamlit_authenticator as stauth
 
 from analytics import auth
+from analytics.store import StoreError
 from ui.nav import pages_for
 from ui.session import engine
 
@@ -53,8 +56,8 @@ def authenticator() -> stauth.Authenticate:
     """One Authenticate per session, over the users in the store (hashes only)."""
     if "authenticator" not in st.session_state:
         st.session_state["authenticator"] = stauth.Authenticate(
-            auth.credentials(engine()), "burnrate_auth", auth.cookie_key(),
-            cookie_expiry_days=7, auto_hash=False, login_sleep_time=0)
+            auth.credentials(engine()), auth.COOKIE_NAME, auth.cookie_key(),
+            cookie_expiry_days=auth.COOKIE_DAYS, auto_hash=False, login_sleep_time=0)
     return st.session_state["authenticator"]
 
 
@@ -67,7 +70,7 @@ def login(authenticate: stauth.Authenticate) -> None:
         username = st.text_input("Username")
         password = st.text_input("Password", type="password")
         if st.form_submit_button("Log in", type="primary"):
-            result = auth.authenticate(engine(), username, password)
+            result = auth.authenticate(engine(), username, password, client())
             if result.ok and result.user:
                 st.session_state.update(authentication_status=True, username=result.user.username,
                                         name=result.user.name, logout=False)
@@ -77,16 +80,47 @@ def login(authenticate: stauth.Authenticate) -> None:
                 st.error(result.message)
 
 
+def client() -> str:
+    """Where this browser connects from, for per-client login throttling (see
+    ``auth.client_of``; set BURNRATE_BEHIND_PROXY=1 behind a reverse proxy)."""
+    return auth.client_of(st.context.ip_address, st.context.headers.get("X-Forwarded-For"),
+                          os.environ.get("BURNRATE_BEHIND_PROXY") == "1")
+
+
+def from_cookie() -> None:
+    """Log in from the login cookie, checked by ``auth.cookie_user`` (only our key's
+    signature, not expired, the user still exists); any other cookie is ignored, so the
+    login form shows. After "Log out" the browser's old cookie is not trusted again."""
+    if st.session_state.get("authentication_status") or st.session_state.get("logout"):
+        return
+    user = auth.cookie_user(engine(), st.context.cookies.get(auth.COOKIE_NAME),
+                            auth.cookie_key())
+    if user is not None:
+        st.session_state.update(authentication_status=True, username=user.username,
+                                name=user.name, logout=False)
+
+
+def user_count() -> int | None:
+    """How many users the store has, or None after saying in plain words (no credentials)
+    that the store cannot be reached."""
+    try:
+        return auth.count_users(engine())
+    except StoreError as exc:
+        st.title("Burnrate")
+        st.error(str(exc))
+        return None
+
+
 def main() -> None:
-    if auth.count_users(engine()) == 0:
+    users = user_count()
+    if users is None:
+        return
+    if users == 0:
         _setup_token()
         first_run()
         return
     authenticate = authenticator()
-    try:
-        authenticate.login(location="unrendered")
-    except Exception:  # a cookie for a removed user, a forged or garbage cookie: log out
-        st.session_state["authentication_status"] = None
+    from_cookie()
     user = auth.get_user(engine(), st.session_state.get("username") or "")
     if not st.session_state.get("authentication_status") or user is None:
         login(authenticate)

@@ -35,10 +35,11 @@ def _json(value: Any) -> str | None:
 
 
 def record(conn: Connection, username: str, action: str, target: str,
-           before: Any = None, after: Any = None) -> None:
-    """Append one audit row inside the caller's transaction."""
+           before: Any = None, after: Any = None, at: datetime | None = None) -> None:
+    """Append one audit row inside the caller's transaction (``at``: now, unless a caller
+    that runs on an injected clock, such as login throttling, passes its own)."""
     conn.execute(AuditEntry.__table__.insert().values(
-        at=datetime.now(UTC).replace(tzinfo=None), username=username, action=action,
+        at=at or datetime.now(UTC).replace(tzinfo=None), username=username, action=action,
         target=target[:512], before=_json(before), after=_json(after)))
 
 

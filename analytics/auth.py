@@ -1,4 +1,4 @@
-"""Users, passwords, login throttling and the first-run setup token.
+"""Users, passwords, login throttling, the login cookie and the first-run setup token.
 
 Users live in the store so that the app, the CLI and every server of a team see the same
 people and roles. Passwords are bcrypt hashes; a password longer than bcrypt's 72-byte limit
@@ -12,20 +12,23 @@ import hashlib
 import hmac
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import bcrypt
-from sqlalchemy import Engine, Row, delete, func, select, update
+import jwt
+from sqlalchemy import Connection, Engine, Row, and_, delete, func, or_, select, update
 
 from analytics import audit
 from analytics.access import ROLES, Principal, Role
-from analytics.store import Setting, User
+from analytics.store import AuditEntry, Setting, User
 
-MAX_FAILURES = 5
-LOCKOUT = timedelta(minutes=15)
+MAX_FAILURES = 5  # in a row, for one username
+MAX_CLIENT_FAILURES = 20  # from one client, whatever the usernames
+LOCKOUT = timedelta(minutes=15)  # the window failures are counted in
 SETUP_TOKEN_KEY = "setup_token_sha256"
 _DUMMY_HASH = bcrypt.hashpw(b"burnrate-timing-equaliser", bcrypt.gensalt()).decode()
 
@@ -174,43 +177,110 @@ class LoginResult:
 
 
 GENERIC_FAILURE = "Wrong username or password."
+LOCAL_CLIENT = "local"
 
 
-def authenticate(engine: Engine, username: str, password: str,
+def _printable(text: str, limit: int) -> str:
+    """Typed text as it may be recorded: control characters replaced, length bounded (a
+    failed login's username is attacker's text that the audit log and terminal will show)."""
+    return "".join(c if c.isprintable() else "?" for c in text.strip()[:limit])
+
+
+def client_of(ip_address: str | None, forwarded_for: str | None = None,
+              behind_proxy: bool = False) -> str:
+    """Who a login comes from, for per-client throttling.
+
+    The connection's address; behind a reverse proxy (``behind_proxy``) that address is the
+    proxy's, so the last hop of ``X-Forwarded-For`` (the one the proxy itself appended) is
+    used instead. Without a proxy the header is the client's own words and is ignored.
+
+    >>> client_of(None), client_of("10.0.0.2", "6.6.6.6", False)
+    ('local', '10.0.0.2')
+    >>> client_of("10.0.0.1", "6.6.6.6, 203.0.113.9", True)
+    '203.0.113.9'
+    """
+    if behind_proxy and forwarded_for:
+        hop = forwarded_for.split(",")[-1].strip()
+        if hop:
+            return _printable(hop, 64)
+    return _printable(ip_address, 64) if ip_address else LOCAL_CLIENT
+
+
+@dataclass(frozen=True)
+class _Attempts:
+    """Recent failed logins (times, oldest first): by this client, and for this username
+    since its last successful login or password reset, with the clients they came from."""
+
+    by_client: list[datetime]
+    for_user: list[tuple[datetime, str]]
+
+    def binding(self, client: str, owner: bool) -> list[datetime]:
+        """The failures that lock this username for this client. An Owner's are only those
+        from this client, so that nobody else's guessing can lock an Owner out."""
+        return [at for at, c in self.for_user if not owner or c == client]
+
+
+def _attempts(conn: Connection, username: str, client: str, now: datetime) -> _Attempts:
+    log = AuditEntry.__table__
+    since = now - LOCKOUT
+    reset = conn.execute(select(func.max(log.c.at)).where(
+        log.c.at <= now, or_(and_(log.c.action == "login", log.c.username == username),
+                             and_(log.c.action == "user.password", log.c.target == username)))
+    ).scalar()
+    failed = (log.c.action == "login.failed", log.c.at > since, log.c.at <= now)
+    by_client = conn.execute(select(log.c.at).where(*failed, log.c.target == client)
+                             .order_by(log.c.at)).scalars().all()
+    for_user = conn.execute(select(log.c.at, log.c.target).where(
+        *failed, log.c.username == username, log.c.at > (reset or since))
+        .order_by(log.c.at)).all()
+    return _Attempts(list(by_client), [(at, c) for at, c in for_user])
+
+
+def _wait(failures: list[datetime], limit: int, now: datetime) -> int:
+    """Minutes until the oldest of the last ``limit`` failures leaves the window."""
+    lifted = failures[-limit] + LOCKOUT
+    return max(1, int((lifted - now).total_seconds() // 60) + 1)
+
+
+def _locked_message(minutes: int) -> str:
+    return (f"Too many failed attempts for this username. Try again in {minutes} minutes, "
+            "or ask an Owner to reset the password.")
+
+
+def authenticate(engine: Engine, username: str, password: str, client: str = LOCAL_CLIENT,
                  now: datetime | None = None) -> LoginResult:
-    """Check a login, counting failures: five in a row lock the username for 15 minutes.
+    """Check a login, with throttling that expires on its own and never reveals a username.
 
-    An unknown username costs the same bcrypt work and gets the same words as a wrong
-    password, so neither timing nor messages reveal which usernames exist.
+    Every attempt is in the audit log (shared by every server of a team). A client with 20
+    failures in 15 minutes is refused until they age out; a username with 5 failures in a row
+    (within 15 minutes) likewise, whether or not it exists, with the same words; an Owner is
+    refused only at the client that failed, so an attacker cannot lock the Owner out.
+    Every path costs one bcrypt check, so timing tells nothing either.
     """
     now = now or _now()
+    name, client = _printable(username, 64), _printable(client, 64) or LOCAL_CLIENT
     with engine.begin() as conn:
-        row = conn.execute(select(User).where(User.username == username.strip())).first()
-        user = row
-        if user is None:
-            verify_password(password, _DUMMY_HASH)
-            audit.record(conn, username.strip()[:64], "login.failed", "unknown username")
-            return LoginResult(False, GENERIC_FAILURE)
-        if user.locked_until is not None and user.locked_until > now:
-            verify_password(password, _DUMMY_HASH)
-            minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
-            audit.record(conn, user.username, "login.failed", "locked")
-            return LoginResult(False, f"Too many failed attempts for this username. Try again "
-                               f"in {minutes} minutes, or ask an Owner to reset the password.")
-        if verify_password(password, user.password_hash):
-            conn.execute(update(User).where(User.username == user.username).values(
-                failed_logins=0, locked_until=None))
-            audit.record(conn, user.username, "login", "ok")
+        user = conn.execute(select(User).where(User.username == name)).first()
+        owner = user is not None and user.role == "owner"
+        seen = _attempts(conn, name, client, now)
+        binding = seen.binding(client, owner)
+        refusal = None
+        if len(seen.by_client) >= MAX_CLIENT_FAILURES:
+            refusal = ("Too many failed attempts from this address. Try again in "
+                       f"{_wait(seen.by_client, MAX_CLIENT_FAILURES, now)} minutes.")
+        elif len(binding) >= MAX_FAILURES:
+            refusal = _locked_message(_wait(binding, MAX_FAILURES, now))
+        ok = verify_password(password, user.password_hash if user else _DUMMY_HASH)
+        if refusal:
+            audit.record(conn, name, "login.refused", client, at=now)
+            return LoginResult(False, refusal)
+        if ok and user is not None:
+            audit.record(conn, name, "login", client, at=now)
             return LoginResult(True, "", _info(user))
-        failures = (user.failed_logins or 0) + 1
-        locked = now + LOCKOUT if failures >= MAX_FAILURES else None
-        conn.execute(update(User).where(User.username == user.username).values(
-            failed_logins=0 if locked else failures, locked_until=locked))
-        audit.record(conn, user.username, "login.failed",
-                     "locked for 15 minutes" if locked else f"failure {failures}")
-    if locked:
-        return LoginResult(False, "Too many failed attempts for this username. Try again in "
-                           "15 minutes, or ask an Owner to reset the password.")
+        audit.record(conn, name, "login.failed", client, at=now)
+    binding.append(now)
+    if len(binding) >= MAX_FAILURES:
+        return LoginResult(False, _locked_message(_wait(binding, MAX_FAILURES, now)))
     return LoginResult(False, GENERIC_FAILURE)
 
 
@@ -219,7 +289,7 @@ def reset_password(engine: Engine, username: str, password: str,
     hashed = hash_password(password)
     with engine.begin() as conn:
         done = conn.execute(update(User).where(User.username == username).values(
-            password_hash=hashed, failed_logins=0, locked_until=None)).rowcount
+            password_hash=hashed)).rowcount
         if not done:
             raise UserError(f"No user named '{username}'.")
         audit.record(conn, actor, "user.password", username)
@@ -288,3 +358,32 @@ def cookie_key(path: str | os.PathLike[str] | None = None) -> str:
     with os.fdopen(fd, "w") as fh:
         fh.write(key)
     return key
+
+
+COOKIE_NAME = "burnrate_auth"
+COOKIE_DAYS = 7
+_MAX_COOKIE = 4096
+
+
+def cookie_user(engine: Engine, token: str | None, key: str,
+                now: float | None = None) -> UserInfo | None:
+    """The user a login cookie vouches for, or None.
+
+    Only an HS256 signature made with ``key`` is accepted (so a cookie signed with any other
+    key, or with ``alg: none``, is not); its ``exp_date`` must be a number still in the
+    future, and the user must still exist. Anything else, garbage included, is None: the
+    person simply sees the login form.
+    """
+    if not token or len(token) > _MAX_COOKIE:
+        return None
+    try:
+        claims = jwt.decode(token, key, algorithms=["HS256"])
+    except jwt.PyJWTError:
+        return None
+    username, expires = claims.get("username"), claims.get("exp_date")
+    if not isinstance(username, str) or isinstance(expires, bool) or not isinstance(
+            expires, int | float):
+        return None
+    if not expires > (now if now is not None else time.time()):
+        return None
+    return get_user(engine, username)

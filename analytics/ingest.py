@@ -7,7 +7,10 @@ Each import runs in one transaction:
 2. refuse a file that repeats a row (the same natural key twice);
 3. delete what the store holds for the days and projects the file covers (for that provider
    and kind of data), whatever import or grouping brought it;
-4. copy the staged rows in and record the import.
+4. copy the staged rows in and record the import, with its audit row.
+
+A file identical to the newest import, whose rows are all still stored, is not imported again:
+a rerun or a double click changes nothing and records nothing.
 
 Step 3 is what makes overlapping downloads, a CSV and the Admin API pages of the same days, or
 a cost export grouped two ways count once.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -24,10 +28,12 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, Row, func, select, text
+from sqlalchemy.exc import DBAPIError
 
+from analytics import audit
 from analytics.importers import ImportFailure, NotAnExport, ParsedFile, Source, parse_sources
-from analytics.importers.base import CostRow, UsageRow
+from analytics.importers.base import CostRow, UsageRow, text_problem
 from analytics.store import (
     COST_KEY,
     USAGE_KEY,
@@ -36,10 +42,13 @@ from analytics.store import (
     ImportRecord,
     Money,
     Project,
+    StoreError,
     Usage,
+    explain,
 )
 
 CHUNK = 20_000
+FACT_LOCK = 7261001  # PostgreSQL advisory lock id held by every write of facts
 
 USAGE_COLUMNS = UsageRow._fields  # line first, then the stored columns in order
 COST_COLUMNS = CostRow._fields
@@ -96,14 +105,13 @@ def _checked(rows: Iterator[tuple], checks: list[tuple[int, str, int]],
     """Refuse text the store cannot keep as it is, the same way on every backend.
 
     PostgreSQL rejects an over-long value or a NUL character (SQLite would keep either), and
-    its refusal would name neither the file nor the line.
+    its refusal would name neither the file nor the line; other control characters are no
+    provider's and could rewrite a terminal showing the text.
     """
     for row in rows:
         for i, name, limit in checks:
-            value = row[i]
-            if len(value) > limit or "\x00" in value:
-                problem = (f"is {len(value)} characters long (at most {limit} fit)"
-                           if len(value) > limit else "contains a NUL character")
+            problem = text_problem(row[i], limit)
+            if problem:
                 raise ImportFailure(parsed.file_name, f"the {name} value {problem}. This is not "
                                     "what the provider exports; download the file again.",
                                     row[0], parsed.unit)
@@ -262,12 +270,57 @@ def _upsert_names(conn: Connection, parsed: ParsedFile) -> None:
         conn.execute(keys.insert().values(provider=parsed.provider, api_key_id=kid, name=kname))
 
 
-def import_parsed(engine: Engine, parsed: ParsedFile, file_hash: str, user: str) -> ImportResult:
-    """Write one recognised export in one transaction; raise ``ImportFailure`` on bad rows.
+def _unchanged_rerun(conn: Connection, parsed: ParsedFile, file_hash: str) -> Row | None:
+    """The newest import if it was this very file and the store still holds every row it
+    brought: importing it again could change nothing (a rerun, a double click)."""
+    imports = ImportRecord.__table__
+    last = conn.execute(select(imports).order_by(imports.c.id.desc()).limit(1)).first()
+    if last is None or (last.file_hash, last.format) != (file_hash, parsed.format):
+        return None
+    table = Usage.__table__ if parsed.kind == "usage" else Cost.__table__
+    held = conn.execute(select(func.count()).select_from(table)
+                        .where(table.c.import_id == last.id)).scalar_one()
+    return last if held == last.rows_read else None
+
+
+def _rerun_result(parsed: ParsedFile, last: Row) -> ImportResult:
+    def day(value: Any) -> str | None:
+        return str(value)[:10] if value is not None else None
+
+    return ImportResult(
+        file=parsed.file_name, ok=True, format=parsed.format,
+        kind=parsed.usage_kind or parsed.kind, rows=last.rows_read, first_day=day(last.first_day),
+        last_day=day(last.last_day), import_id=last.id,
+        total_usd=str(last.total_usd) if last.total_usd is not None else None,
+        note=f"identical to import #{last.id}, the newest one: nothing changed")
+
+
+@contextmanager
+def fact_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that may replace or delete facts, holding the store's write lock.
 
     SQLite takes the write lock up front (``BEGIN IMMEDIATE``) and PostgreSQL an advisory
-    lock, so two imports at once queue instead of each missing the other's rows.
+    lock, so two imports (or an import and a deletion) at once queue instead of each missing
+    the other's rows.
     """
+    with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({FACT_LOCK})")
+        yield conn
+
+
+def import_parsed(engine: Engine, parsed: ParsedFile, file_hash: str, user: str) -> ImportResult:
+    """Write one recognised export in one ``fact_transaction``; raise ``ImportFailure`` on
+    bad rows and ``StoreError`` when the store fails (full, unreachable), with nothing
+    written."""
+    try:
+        return _import_locked(engine, parsed, file_hash, user)
+    except DBAPIError as exc:
+        raise explain(exc, engine.url.render_as_string(hide_password=True)) from None
+
+
+def _import_locked(engine: Engine, parsed: ParsedFile, file_hash: str,
+                   user: str) -> ImportResult:
     stage = f"stage_{parsed.kind}"
     columns = USAGE_COLUMNS if parsed.kind == "usage" else COST_COLUMNS
     checks = _text_checks(Usage.__table__ if parsed.kind == "usage" else Cost.__table__,
@@ -275,9 +328,10 @@ def import_parsed(engine: Engine, parsed: ParsedFile, file_hash: str, user: str)
     money_index = None if parsed.kind == "usage" else COST_COLUMNS.index("amount")
     key = USAGE_KEY if parsed.kind == "usage" else COST_KEY
     cov = parsed.coverage
-    with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7261001)")
+    with fact_transaction(engine) as conn:
+        last = _unchanged_rerun(conn, parsed, file_hash)
+        if last is not None:
+            return _rerun_result(parsed, last)
         writer = _Writer(conn)
         writer.create_stage(stage, parsed.kind, columns)
         writer.write(stage, columns, _checked(iter(parsed.rows), checks, parsed), money_index)
@@ -295,13 +349,18 @@ def import_parsed(engine: Engine, parsed: ParsedFile, file_hash: str, user: str)
                      .values(rows_new=new, rows_replaced=replaced))
         _upsert_names(conn, parsed)
         conn.exec_driver_sql(f"DROP TABLE {stage}")
-    return ImportResult(
-        file=parsed.file_name, ok=True, format=parsed.format,
-        kind=parsed.usage_kind or parsed.kind, rows=cov.rows, new=new, replaced=replaced,
-        first_day=cov.first_day.isoformat() if cov.first_day else None,
-        last_day=cov.last_day.isoformat() if cov.last_day else None,
-        total_usd=str(cov.total_usd) if parsed.kind == "cost" else None, import_id=import_id,
-    )
+        result = ImportResult(
+            file=parsed.file_name, ok=True, format=parsed.format,
+            kind=parsed.usage_kind or parsed.kind, rows=cov.rows, new=new, replaced=replaced,
+            first_day=cov.first_day.isoformat() if cov.first_day else None,
+            last_day=cov.last_day.isoformat() if cov.last_day else None,
+            total_usd=str(cov.total_usd) if parsed.kind == "cost" else None,
+            import_id=import_id)
+        audit.record(conn, user, "import", parsed.file_name, None, {
+            "import_id": import_id, "format": parsed.format, "file_hash": file_hash,
+            "rows": cov.rows, "new": new, "replaced": replaced, "first_day": result.first_day,
+            "last_day": result.last_day, "total_usd": result.total_usd})
+    return result
 
 
 def import_sources(engine: Engine, sources: list[Source] | list[tuple[str, bytes | Path]],
@@ -328,6 +387,9 @@ def import_sources(engine: Engine, sources: list[Source] | list[tuple[str, bytes
         except ImportFailure as failure:
             results.append(ImportResult(file=item.file_name, ok=False, format=item.format,
                                         error=str(failure)))
+        except StoreError as exc:
+            results.append(ImportResult(file=item.file_name, ok=False, format=item.format,
+                                        error=f"{item.file_name}: {exc}"))
         except OSError as exc:
             error = f"{item.file_name}: cannot be read ({exc.strerror})."
             results.append(ImportResult(file=item.file_name, ok=False, format=item.format,
@@ -335,4 +397,4 @@ def import_sources(engine: Engine, sources: list[Source] | list[tuple[str, bytes
     return results
 
 
-__all__ = ["ImportResult", "import_sources", "import_parsed"]
+__all__ = ["ImportResult", "import_sources", "import_parsed", "fact_transaction"]

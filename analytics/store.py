@@ -30,7 +30,9 @@ from sqlalchemy import (
     create_engine,
     event,
     inspect,
+    make_url,
 )
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -335,13 +337,71 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
+class StoreError(ValueError):
+    """The store itself failed (unreachable, full), in plain words and without credentials."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached: the server is down, the URL is wrong, or access is refused."""
+
+
+class StoreFull(StoreError):
+    """The store ran out of space; the transaction was rolled back, so nothing was half-written."""
+
+
+# What the drivers say when the disk (or SQLite's max_page_count) is full: SQLITE_FULL, and
+# PostgreSQL's disk_full (53100) or an out-of-space write.
+_FULL_SIGNS = ("database or disk is full", "no space left on device", "disk full", "53100")
+
+
+def safe_url(url: str) -> str:
+    """The URL without user name or password, for messages and logs."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - an unparsable URL: show nothing of it
+        return "(an unreadable store URL)"
+    if parsed.drivername.startswith("sqlite"):
+        return f"{parsed.drivername}:///{parsed.database or ''}"
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.drivername}://{parsed.host or ''}{port}/{parsed.database or ''}"
+
+
+def _reason(exc: BaseException, secret: str | None) -> str:
+    """The driver's first line of explanation, never the SQL, its parameters or a password."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    first = lines[0] if lines else type(orig).__name__
+    if secret:
+        first = first.replace(secret, "***")
+    return first[:300]
+
+
+def explain(exc: DBAPIError, url: str | None = None) -> StoreError:
+    """A database error as a ``StoreError`` a person can act on (raise it ``from None``)."""
+    secret = make_url(url).password if url else None
+    reason = _reason(exc, secret)
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
+    if sqlstate == "53100" or any(sign in reason.lower() for sign in _FULL_SIGNS):
+        return StoreFull("The store is full (no space left for the data), so nothing was "
+                         "written. Free disk space or raise the database's size limit, then "
+                         "try again.")
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return StoreError(f"The store refused the operation ({reason}); nothing was written.")
+    where = safe_url(url) if url else "the store"
+    return StoreUnavailable(f"The store at {where} cannot be reached ({reason}). Check that the "
+                            "database server is running and that BURNRATE_DB_URL (or --db) is "
+                            "right.")
+
+
 _ENGINES: dict[str, Engine] = {}
 
 
 def get_engine(url: str | None = None) -> Engine:
     """An engine for the store, with its schema migrated to the newest version on first use.
 
-    Engines are kept per URL for the life of the process (they hold the connection pool).
+    Engines are kept per URL for the life of the process (they hold the connection pool;
+    ``pool_pre_ping`` replaces a connection a database restart has closed). A store that
+    cannot be reached raises ``StoreUnavailable``, whose text names no credentials.
     """
     url = database_url(url)
     if url in _ENGINES:
@@ -356,7 +416,11 @@ def get_engine(url: str | None = None) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
-    migrate(engine)
+    try:
+        migrate(engine)
+    except DBAPIError as exc:
+        engine.dispose()
+        raise explain(exc, url) from None
     _ENGINES[url] = engine
     return engine
 

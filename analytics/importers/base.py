@@ -8,6 +8,7 @@ so a file of millions of rows is never held in memory.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -121,6 +122,13 @@ MAX_COUNT = 10**15
 # What to do about a value no provider writes: the file was damaged or edited on the way.
 REDOWNLOAD = "Download the export again from the provider; do not edit it by hand."
 
+# The longest display name (project, key) the store keeps; longer is no provider's export.
+NAME_LIMIT = 256
+# Control characters (C0, DEL, C1): no provider writes them into an id or a name, and in a
+# terminal they could rewrite what a person reads. Format characters such as a right-to-left
+# override are kept verbatim: they are text, shown inert.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no", ""}
 
@@ -136,6 +144,15 @@ class FieldParser:
     def fail(self, line: int | None, message: str) -> ImportFailure:
         return ImportFailure(self.file_name, message, line, self.unit)
 
+    def name(self, value: str, column: str, line: int) -> str:
+        """A display name (project, key) as exported, refused if the store cannot keep it
+        verbatim; names are stored as text and never interpreted."""
+        problem = text_problem(value, NAME_LIMIT)
+        if problem:
+            raise self.fail(line, f"the {column} value {problem}. This is not what the "
+                            "provider exports; download the file again.")
+        return value
+
     def count(self, text: str | int | float | None, column: str, line: int) -> int:
         """A token or request count: exported as ``10`` or ``10.0``; never negative or
         fractional."""
@@ -148,10 +165,12 @@ class FieldParser:
         else:
             raw = str(text).strip()
             whole, _, frac = raw.partition(".")
-            if whole.isdigit() and frac.strip("0") == "":
+            if whole.isascii() and whole.isdigit() and frac.strip("0") == "":
                 value = int(whole)  # exact, however many digits
             else:
                 try:
+                    if not raw.isascii():  # '١٠', '²': digits no export writes
+                        raise ValueError
                     value = float(raw)
                 except ValueError:
                     raise self.fail(line, f"column '{column}' holds {raw[:40]!r}, which is not "
@@ -180,6 +199,8 @@ class FieldParser:
         """Dollars as an exact decimal: long zero-padded text or a JSON string/number."""
         raw = str(text).strip()
         try:
+            if not raw.isascii():  # Decimal would take '١٠' for 10: no export writes that
+                raise InvalidOperation
             value = Decimal(raw)
         except InvalidOperation:
             raise self.fail(line, f"column '{column}' holds {raw[:40]!r}, which is not an amount "
@@ -224,6 +245,23 @@ class FieldParser:
         hit = (moment, moment.date())
         self._day_cache[key] = hit
         return hit
+
+
+def text_problem(value: str, limit: int) -> str | None:
+    """Why a text value cannot be stored as it is (too long, a control character), or None.
+
+    >>> text_problem("gpt-5", 128), text_problem("a\\x1b[2J", 128)
+    (None, 'contains a control character (U+001B)')
+    """
+    if len(value) > limit:
+        return f"is {len(value)} characters long (at most {limit} fit)"
+    if not value.isprintable():
+        bad = _CONTROL.search(value)
+        if bad:
+            char = bad.group()
+            return ("contains a NUL character" if char == "\x00"
+                    else f"contains a control character (U+{ord(char):04X})")
+    return None
 
 
 def parse_line_item(line_item: str) -> tuple[str, str]:

@@ -8,7 +8,7 @@ decimals; both become exact decimals. Several pages of one endpoint are one impo
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from analytics.importers.base import (
@@ -51,7 +51,8 @@ def load_page(raw: bytes, file_name: str) -> dict[str, Any]:
 def page_kind(page: dict[str, Any], file_name: str) -> str:
     """'costs' or the usage endpoint ('completions', 'embeddings', ...) the page came from."""
     for bucket in page["data"]:
-        for result in bucket.get("results", []) if isinstance(bucket, dict) else []:
+        results = bucket.get("results") if isinstance(bucket, dict) else None
+        for result in results if isinstance(results, list) else []:
             obj = str(result.get("object", "")) if isinstance(result, dict) else ""
             if obj == COST_RESULT:
                 return "costs"
@@ -100,22 +101,32 @@ def _buckets(pages: list[tuple[str, dict[str, Any]]], cov: Coverage) -> Iterator
                 yield parser, position, (start, end, day), result
 
 
-def _text(result: dict[str, Any], key: str) -> str:
-    value = result.get(key)
-    return "" if value is None else str(value).strip()
+def _texts(parser: FieldParser, pos: int, result: dict[str, Any]) -> Callable[[str], str]:
+    """A reader of the result's text fields: a JSON object or list where an id or a name
+    belongs is a damaged page, not text to store."""
+
+    def text(key: str) -> str:
+        value = result.get(key)
+        if isinstance(value, dict | list):
+            raise parser.fail(pos, f"'{key}' holds a JSON {type(value).__name__}, not text. "
+                              "Fetch the page again.")
+        return "" if value is None else str(value).strip()
+
+    return text
 
 
 def _usage_rows(pages: list[tuple[str, dict[str, Any]]], kind: str,
                 cov: Coverage) -> Iterator[UsageRow]:
     for parser, pos, (start, end, day), r in _buckets(pages, cov):
-        project = _text(r, "project_id")
+        text = _texts(parser, pos, r)
+        project = text("project_id")
         cov.projects.add(project)
         cov.rows += 1
         yield UsageRow(
-            pos, "openai", kind, day, start, end, project, _text(r, "user_id"),
-            _text(r, "api_key_id"), _text(r, "model"),
+            pos, "openai", kind, day, start, end, project, text("user_id"),
+            text("api_key_id"), text("model"),
             parser.flag(r.get("batch") if r.get("batch") is not None else False, "batch", pos),
-            _text(r, "service_tier") or "default",
+            text("service_tier") or "default",
             parser.count(r.get("input_tokens"), "input_tokens", pos),
             parser.count(r.get("input_cached_tokens"), "input_cached_tokens", pos),
             parser.count(r.get("output_tokens"), "output_tokens", pos),
@@ -125,25 +136,27 @@ def _usage_rows(pages: list[tuple[str, dict[str, Any]]], kind: str,
 
 def _cost_rows(pages: list[tuple[str, dict[str, Any]]], cov: Coverage) -> Iterator[CostRow]:
     for parser, pos, (_, _, day), r in _buckets(pages, cov):
+        text = _texts(parser, pos, r)
         amount_obj = r.get("amount")
         if not isinstance(amount_obj, dict) or amount_obj.get("value") is None:
             continue  # no spend in this result
         amount = parser.amount(amount_obj.get("value"), "amount.value", pos)
         currency = str(amount_obj.get("currency") or "usd").upper()
-        project = _text(r, "project_id")
+        project = text("project_id")
         if project:
             cov.projects.add(project)
-            if _text(r, "project_name"):
-                cov.project_names[project] = _text(r, "project_name")
-        line_item = _text(r, "line_item")
+            if text("project_name"):
+                cov.project_names[project] = parser.name(text("project_name"),
+                                                         "project_name", pos)
+        line_item = text("line_item")
         model, token_type = parse_line_item(line_item) if line_item else ("", "")
         quantity = r.get("quantity")
         cov.rows += 1
         if currency == "USD":
             cov.total_usd += amount
         yield CostRow(
-            pos, "openai", day, not project, project, _text(r, "api_key_id"),
-            _text(r, "user_id"), line_item, model, token_type, amount, currency,
+            pos, "openai", day, not project, project, text("api_key_id"),
+            text("user_id"), line_item, model, token_type, amount, currency,
             parser.amount(quantity, "quantity", pos) if quantity is not None else None,
-            _text(r, "quantity_unit"),
+            text("quantity_unit"),
         )

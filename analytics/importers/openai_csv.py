@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from analytics.importers.base import (
+    REDOWNLOAD,
     CostRow,
     Coverage,
     FieldParser,
@@ -32,6 +33,8 @@ EXPORT_COLUMNS = frozenset({
     *USAGE_REQUIRED, *COST_REQUIRED, "start_time_iso", "end_time_iso", "output_tokens",
     "input_cached_tokens", "line_item",
 })
+
+MAX_COLUMNS = 200
 
 # Column names that differ between versions of the cost export.
 _ALIASES = {
@@ -94,21 +97,26 @@ def not_utf8(file_name: str, data: bytes | Path) -> ImportFailure:
 
 def _rows(text: TextIO, width: int, parser: FieldParser,
           source: bytes | Path) -> Iterator[tuple[int, list[str]]]:
-    """Data rows with their 1-based line numbers; a ragged row is a truncated or edited file."""
-    line = 1
+    """Data rows with the line each starts on (a quoted field may span lines); a ragged row
+    is a truncated or edited file."""
+    records = reader(text)
+    line = 1  # the header's
     try:
-        for record in reader(text):
-            line += 1
+        for record in records:
+            start, line = line + 1, records.line_num + 1
             if len(record) != width:
                 if not record or (len(record) == 1 and not record[0].strip()):
                     continue  # a blank line
                 raise parser.fail(
-                    line, f"has {len(record)} fields where the header has {width}. The file is "
+                    start, f"has {len(record)} fields where the header has {width}. The file is "
                     "truncated or was edited; download it again from the provider.")
-            yield line, record
+            yield start, record
     except UnicodeDecodeError:
         raise not_utf8(parser.file_name, source) from None
     except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise parser.fail(line + 1, f"has a field longer than {csv.field_size_limit():,} "
+                              f"characters, which no export has. {REDOWNLOAD}") from None
         raise parser.fail(line + 1, f"is not valid CSV ({exc}). The file is truncated or was "
                           "edited; download it again from the provider.") from None
     finally:
@@ -180,10 +188,11 @@ def read_cost(text: TextIO, header: list[str], file_name: str, fmt: str,
             if project:
                 cov.projects.add(project)
                 if opt(rec, "project_name"):
-                    cov.project_names[project] = opt(rec, "project_name")
+                    cov.project_names[project] = parser.name(
+                        opt(rec, "project_name"), "project_name", line)
             key = opt(rec, "api_key_id")
             if key and opt(rec, "api_key_name"):
-                cov.key_names[key] = opt(rec, "api_key_name")
+                cov.key_names[key] = parser.name(opt(rec, "api_key_name"), "api_key_name", line)
             line_item = get(rec, "line_item")
             model, token_type = parse_line_item(line_item) if line_item else ("", "")
             quantity_text = opt(rec, "quantity")
@@ -200,7 +209,11 @@ def read_cost(text: TextIO, header: list[str], file_name: str, fmt: str,
 
 
 def check_header(header: list[str], file_name: str) -> None:
-    """Refuse headers a reader would misread: blank or repeated column names."""
+    """Refuse headers a reader would misread: blank or repeated column names, or thousands of
+    columns (every row would be that wide; no export has more than a few dozen)."""
+    if len(header) > MAX_COLUMNS:
+        raise ImportFailure(file_name, f"the header has {len(header):,} columns; an export has "
+                            f"at most a few dozen. {REDOWNLOAD}", 1)
     seen: set[str] = set()
     for name in header:
         if not name:
