@@ -4,6 +4,8 @@ user's role may open (a page not listed in the navigation cannot be reached at a
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from functools import partial
 
 import streamlit as st
 import streamlit_authenticator as stauth
@@ -100,30 +102,41 @@ def from_cookie() -> None:
                                 name=user.name, logout=False)
 
 
-def user_count() -> int | None:
-    """How many users the store has, or None after saying in plain words (no credentials)
-    that the store cannot be reached."""
+def user_count() -> int | str:
+    """How many users the store has, or the plain-words reason (no credentials) why the
+    store cannot be reached."""
     try:
         return auth.count_users(engine())
     except StoreError as exc:
-        st.title("Burnrate")
-        st.error(str(exc))
-        return None
+        return str(exc)
+
+
+def gate(render: Callable[[], None], url_path: str, title: str) -> None:
+    """Show one screen as the whole navigation: before login nothing else is reachable, and
+    Streamlit never falls back to listing the files in pages/."""
+    st.navigation([st.Page(render, title=title, url_path=url_path, default=True)],
+                  position="hidden").run()
+
+
+def store_down(reason: str) -> None:
+    st.title("Burnrate")
+    st.error(reason)
 
 
 def main() -> None:
     users = user_count()
-    if users is None:
+    if isinstance(users, str):
+        gate(partial(store_down, users), "unavailable", "Store unavailable")
         return
     if users == 0:
         _setup_token()
-        first_run()
+        gate(first_run, "welcome", "Welcome")
         return
     authenticate = authenticator()
     from_cookie()
     user = auth.get_user(engine(), st.session_state.get("username") or "")
     if not st.session_state.get("authentication_status") or user is None:
-        login(authenticate)
+        gate(partial(login, authenticate), "login", "Log in")
         return
     st.session_state["principal"] = user.principal()
     with st.sidebar:
@@ -131,7 +144,7 @@ def main() -> None:
         if user.projects is not None:
             st.caption(f"Limited to {len(user.projects)} project(s)")
         authenticate.logout("Log out", location="sidebar")
-    st.navigation(pages_for(user.role)).run()
+    st.navigation(pages_for(user.role), expanded=True).run()
 
 
 main()

@@ -62,6 +62,7 @@ def test_first_run_login_upload_overview(server, browser_page, tmp_path):
     page.get_by_role("button", name="Create Owner").click()
 
     page.get_by_role("button", name="Log in").wait_for()
+    page.get_by_text("Welcome to Burnrate").wait_for(state="detached")
     page.get_by_label("Username").fill("finance")
     page.get_by_role("textbox", name="Password", exact=True).fill("correct-horse-9")
     shot(page, "02_login")
