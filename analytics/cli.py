@@ -122,12 +122,7 @@ def _report(args: argparse.Namespace) -> int:
     ordered = ["key", *(["name"] if "name" in frame else []), "cost_usd", "basis", "input_tokens",
                "cached_input_tokens", "output_tokens", "requests"]
     frame = frame[ordered + [c for c in frame.columns if c not in ordered]]
-    if args.format == "json":
-        print(exports.to_json(frame))
-    elif args.format == "csv":
-        sys.stdout.write(exports.to_csv(frame))
-    else:
-        print(exports.to_table(frame))
+    exports.emit(frame, args.format)
     return 0
 
 

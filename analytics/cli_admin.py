@@ -11,8 +11,6 @@ import argparse
 import dataclasses
 import sys
 
-import pandas as pd
-
 from analytics import audit, exports, retention
 from analytics.access import SYSTEM, Principal
 from analytics.queries import import_history
@@ -52,22 +50,15 @@ def _acting(user: str) -> Principal:
     return dataclasses.replace(SYSTEM, username=user)
 
 
-def _emit(frame: pd.DataFrame, fmt: str, money: tuple[str, ...] = ()) -> None:
-    if fmt == "json":
-        print(exports.to_json(frame))
-    elif fmt == "csv":
-        sys.stdout.write(exports.to_csv(frame))
-    else:
-        print(exports.to_table(frame, money=money))
 
 
 def _audit(args: argparse.Namespace) -> int:
-    _emit(audit.entries(get_engine(args.db), args.limit, args.action), args.format)
+    exports.emit(audit.entries(get_engine(args.db), args.limit, args.action), args.format)
     return 0
 
 
 def _imports_list(args: argparse.Namespace) -> int:
-    _emit(import_history(get_engine(args.db))[IMPORT_COLUMNS], args.format, ("total_usd",))
+    exports.emit(import_history(get_engine(args.db))[IMPORT_COLUMNS], args.format, ("total_usd",))
     return 0
 
 

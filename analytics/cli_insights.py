@@ -7,8 +7,6 @@ import argparse
 import json
 import sys
 
-import pandas as pd
-
 from analytics import exports
 from analytics.access import SYSTEM, Principal
 from analytics.cli import _day
@@ -47,13 +45,6 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     check.set_defaults(handler=_keys_checklist)
 
 
-def _print(frame: pd.DataFrame, fmt: str, money: tuple[str, ...]) -> None:
-    if fmt == "json":
-        print(exports.to_json(frame))
-    elif fmt == "csv":
-        sys.stdout.write(exports.to_csv(frame))
-    else:
-        print(exports.to_table(frame, money=money))
 
 
 def _insights(args: argparse.Namespace) -> int:
@@ -84,7 +75,7 @@ def _keys_list(args: argparse.Namespace) -> int:
     if args.format == "table":
         frame = frame[["api_key_id", "project", "first_seen", "last_seen", "days_idle",
                        "spend_30d_usd", "owner", "service", "stale"]]
-    _print(frame, args.format, ("spend_30d_usd",))
+    exports.emit(frame, args.format, ("spend_30d_usd",))
     return 0
 
 

@@ -13,7 +13,6 @@ import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import pandas as pd
 from sqlalchemy import Engine
 
 from analytics import exports
@@ -129,13 +128,6 @@ def _acting(user: str) -> Principal:
     return dataclasses.replace(SYSTEM, username=user)
 
 
-def _emit(frame: pd.DataFrame, fmt: str, money: tuple[str, ...] = ()) -> None:
-    if fmt == "json":
-        print(exports.to_json(frame))
-    elif fmt == "csv":
-        sys.stdout.write(exports.to_csv(frame))
-    else:
-        print(exports.to_table(frame, money=money))
 
 
 def _reconcile(args: argparse.Namespace) -> int:
@@ -151,7 +143,7 @@ def _reconcile(args: argparse.Namespace) -> int:
     if args.flagged:
         frame = frame[frame["flagged"]]
     frame = frame.assign(difference_pct=frame["difference_pct"].round(2))
-    _emit(frame, args.format, _RECONCILE_MONEY)
+    exports.emit(frame, args.format, _RECONCILE_MONEY)
     rows = result.rows
     print(f"{int(rows['flagged'].sum())} of {len(rows)} rows differ by more than "
           f"{args.threshold_pct:g}%; billed ${rows['billed_usd'].sum():,.2f}, estimated "
@@ -175,7 +167,7 @@ def _reprice(args: argparse.Namespace) -> int:
                 "project": ["project_id", "project"], "model": ["model"]}[args.by]
         frame = (result.by_project_model.groupby(keys, as_index=False)
                  [[*_REPRICE_MONEY, "unpriced_rows"]].sum(min_count=1))
-    _emit(frame, args.format, _REPRICE_MONEY)
+    exports.emit(frame, args.format, _REPRICE_MONEY)
     print(f"baseline ${result.baseline_usd:,.2f}, scenario ${result.scenario_usd:,.2f}, "
           f"difference ${result.difference_usd:+,.2f}", file=sys.stderr)
     for row in result.unpriced.itertuples():
@@ -207,18 +199,18 @@ def _prices_list(args: argparse.Namespace) -> int:
     table = price_table(current_book(get_engine(args.db)), args.at or datetime.now(UTC).date())
     if not args.all:
         table = table[table["status"] == "in effect"].drop(columns=["status"])
-    _emit(table, args.format)
+    exports.emit(table, args.format)
     return 0
 
 
 def _prices_history(args: argparse.Namespace) -> int:
-    _emit(price_history(get_engine(args.db)), args.format)
+    exports.emit(price_history(get_engine(args.db)), args.format)
     return 0
 
 
 def _prices_unpriced(args: argparse.Namespace) -> int:
     frame = unpriced_usage(get_engine(args.db), SYSTEM, args.start, args.end)
-    _emit(frame, args.format)
+    exports.emit(frame, args.format)
     return 0
 
 

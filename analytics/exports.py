@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -70,6 +71,16 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def to_json(frame: pd.DataFrame) -> str:
     return json.dumps(records(frame), indent=2)
+
+
+def emit(frame: pd.DataFrame, fmt: str, money: tuple[str, ...] = ("cost_usd",)) -> None:
+    """Print a frame to stdout as the CLI's ``--format`` asks: table, csv or json."""
+    if fmt == "json":
+        print(to_json(frame))
+    elif fmt == "csv":
+        sys.stdout.write(to_csv(frame))
+    else:
+        print(to_table(frame, money=money))
 
 
 def to_table(frame: pd.DataFrame, money: tuple[str, ...] = ("cost_usd",)) -> str:
