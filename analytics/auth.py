@@ -8,6 +8,7 @@ is first reduced with SHA-256, so two long passwords that share a prefix stay di
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -30,7 +31,11 @@ MAX_FAILURES = 5  # in a row, for one username
 MAX_CLIENT_FAILURES = 20  # from one client, whatever the usernames
 LOCKOUT = timedelta(minutes=15)  # the window failures are counted in
 SETUP_TOKEN_KEY = "setup_token_sha256"
-_DUMMY_HASH = bcrypt.hashpw(b"burnrate-timing-equaliser", bcrypt.gensalt()).decode()
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to check against when the username is unknown, so every login costs one bcrypt
+    check; made on first use rather than at import (it takes a quarter of a second)."""
+    return bcrypt.hashpw(b"burnrate-timing-equaliser", bcrypt.gensalt()).decode()
 
 
 class UserError(ValueError):
@@ -270,7 +275,7 @@ def authenticate(engine: Engine, username: str, password: str, client: str = LOC
                        f"{_wait(seen.by_client, MAX_CLIENT_FAILURES, now)} minutes.")
         elif len(binding) >= MAX_FAILURES:
             refusal = _locked_message(_wait(binding, MAX_FAILURES, now))
-        ok = verify_password(password, user.password_hash if user else _DUMMY_HASH)
+        ok = verify_password(password, user.password_hash if user else _dummy_hash())
         if refusal:
             audit.record(conn, name, "login.refused", client, at=now)
             return LoginResult(False, refusal)
