@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import Engine, func, select
+from streamlit.testing.v1 import AppTest
 
 from analytics.store import Cost, ImportRecord, Project, Usage
 
@@ -24,3 +25,22 @@ def write(tmp: Path, name: str, content: str | bytes) -> Path:
     path = tmp / name
     path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
     return path
+
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+def open_app(username: str, page: str | None = None, *, query: dict[str, str] | None = None,
+             timeout: float = 120) -> AppTest:
+    """The app as ``username`` after login (session state as app.py leaves it), optionally
+    with URL query parameters, switched to ``page``."""
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    for key, value in {"authentication_status": True, "username": username,
+                       "logout": False}.items():
+        at.session_state[key] = value
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    at.run()
+    if page is not None:
+        at.switch_page(page).run()
+    return at

@@ -13,6 +13,7 @@ from analytics.access import SYSTEM
 from analytics.demo import DEMO_PROJECTS, load_demo
 from analytics.org import label_project
 from tests.conftest import ROOT
+from tests.helpers import open_app
 from ui.nav import PAGES
 
 MINE = "proj_demoStaging000000002"
@@ -65,15 +66,8 @@ def test_a_scoped_user_sees_only_their_project_on_every_page(
         scoped_store: str, monkeypatch: pytest.MonkeyPatch, page: str) -> None:
     monkeypatch.setenv("BURNRATE_DB_URL", scoped_store)
     monkeypatch.setenv("BURNRATE_COOKIE_KEY", "test-only-key-" + "s" * 40)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    for key, value in {"authentication_status": True, "username": "sam",
-                       "logout": False}.items():
-        at.session_state[key] = value
-    other = OTHERS[0].project_id
-    for name in ("project", "project_id", "scope"):  # a typed URL naming another project
-        at.query_params[name] = other
-    at.run()
-    at.switch_page(page).run()
+    other = OTHERS[0].project_id  # a typed URL naming another project:
+    at = open_app("sam", page, query={n: other for n in ("project", "project_id", "scope")})
     assert not at.exception, at.exception
     shown = _rendered(at)
     assert len(shown) > 200, "the page rendered something"

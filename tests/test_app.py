@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from analytics import auth
 from analytics.demo import load_demo
+from tests.helpers import open_app
 from ui.nav import PAGES, ROOT
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -28,11 +29,7 @@ def demo_store(engine, db_url, monkeypatch):
 
 
 def _logged_in(username: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["authentication_status"] = True
-    at.session_state["username"] = username
-    at.session_state["logout"] = False
-    return at.run()
+    return open_app(username)
 
 
 def _page_titles(at: AppTest) -> list[str]:

@@ -19,7 +19,7 @@ from analytics.importers import parse_sources
 from analytics.ingest import import_parsed, import_sources
 from analytics.queries import total_cost
 from tests.conftest import ROOT
-from tests.helpers import write
+from tests.helpers import open_app, write
 from tests.test_import_errors import DAY, cost_csv, cost_row, usage_csv, usage_row
 
 APP = str(ROOT / "app.py")
@@ -96,12 +96,7 @@ def owner_app(engine: Engine, db_url: str, tmp_path: Path,
 
 
 def _audit_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    for key, value in {"authentication_status": True, "username": "olivia",
-                       "logout": False}.items():
-        at.session_state[key] = value
-    at.run()
-    return at.switch_page("pages/audit.py").run()
+    return open_app("olivia", "pages/audit.py")
 
 
 def test_audit_page_lists_filters_and_purges_after_confirmation(owner_app: Engine) -> None:

@@ -13,7 +13,6 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import Engine
-from streamlit.testing.v1 import AppTest
 
 from analytics import auth
 from analytics.access import SYSTEM
@@ -22,6 +21,7 @@ from analytics.explore import explore
 from analytics.exports import to_csv
 from analytics.ingest import import_sources
 from tests.conftest import ROOT
+from tests.helpers import open_app
 from tests.test_access_pages import _rendered
 from tests.test_import_errors import DAY, cost_row_v2, csv_text
 
@@ -71,12 +71,7 @@ def test_the_app_shows_the_name_as_text(formula_store: Engine, db_url: str, page
     monkeypatch.setenv("BURNRATE_DB_URL", db_url)
     monkeypatch.setenv("BURNRATE_COOKIE_KEY", "test-only-key-" + "f" * 40)
     auth.add_user(formula_store, "olivia", "Olivia", "o@x.org", "owner-pass-1", "owner")
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    for key, value in {"authentication_status": True, "username": "olivia",
-                       "logout": False}.items():
-        at.session_state[key] = value
-    at.run()
-    at.switch_page(page).run()
+    at = open_app("olivia", page)
     assert not at.exception, at.exception
     assert "HYPERLINK" in _rendered(at), "the name is shown"
     assert all(not m.proto.allow_html for m in at.markdown), "never as HTML"

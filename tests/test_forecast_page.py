@@ -13,6 +13,7 @@ from analytics.access import SYSTEM
 from analytics.budget_store import list_budgets, save_budget
 from analytics.budgets import Budget
 from analytics.demo import load_demo
+from tests.helpers import open_app
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGE = "pages/forecast.py"
@@ -37,12 +38,7 @@ def _open(page_store, monkeypatch, username: str) -> AppTest:
     url, _ = page_store
     monkeypatch.setenv("BURNRATE_DB_URL", url)
     monkeypatch.setenv("BURNRATE_COOKIE_KEY", "test-only-key-" + "x" * 40)
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["authentication_status"] = True
-    at.session_state["username"] = username
-    at.session_state["logout"] = False
-    at.run()
-    at.switch_page(PAGE).run()
+    at = open_app(username, PAGE)
     assert not at.exception, at.exception
     return at
 

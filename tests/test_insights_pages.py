@@ -12,6 +12,7 @@ from analytics import auth
 from analytics.access import SYSTEM
 from analytics.keys import note_history
 from analytics.store import dispose_engine, get_engine
+from tests.helpers import open_app
 from tests.test_insights import load_planted
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -41,12 +42,7 @@ def planted_app(users, monkeypatch):
 
 
 def _page(username: str, page: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["authentication_status"] = True
-    at.session_state["username"] = username
-    at.session_state["logout"] = False
-    at.run()
-    at.switch_page(page).run()
+    at = open_app(username, page)
     assert not at.exception, at.exception
     return at
 

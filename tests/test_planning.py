@@ -26,6 +26,7 @@ from analytics.demo import DEMO_PROJECTS, SimOrg, load_demo, simulate
 from analytics.org import label_project
 from analytics.series import bump_data_version
 from analytics.store import dispose_engine, get_engine
+from tests.helpers import open_app
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 ENV_OF = {p.project_id: p.environment for p in DEMO_PROJECTS}
@@ -82,12 +83,7 @@ def logged_in(demo: Demo, monkeypatch: pytest.MonkeyPatch, user: str) -> AppTest
     """The Allocation page as ``user`` sees it on the demo store."""
     monkeypatch.setenv("BURNRATE_DB_URL", demo.url)
     monkeypatch.setenv("BURNRATE_COOKIE_KEY", "test-only-key-" + "x" * 40)
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["authentication_status"] = True
-    at.session_state["username"] = user
-    at.session_state["logout"] = False
-    at.run()
-    return at.switch_page("pages/allocation.py").run()
+    return open_app(user, "pages/allocation.py")
 
 
 def page_table(at: AppTest, column: str) -> pd.DataFrame:

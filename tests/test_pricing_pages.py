@@ -13,6 +13,7 @@ from analytics.access import SYSTEM
 from analytics.demo import load_demo
 from analytics.pricing import MigrationScenario
 from analytics.scenarios import list_scenarios, save_scenario
+from tests.helpers import open_app
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ("pages/pricing.py", "pages/reconcile.py", "pages/whatif.py")
@@ -31,12 +32,7 @@ def demo_store(engine, db_url, monkeypatch):
 
 
 def _open(role: str, page: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=90)
-    at.session_state["authentication_status"] = True
-    at.session_state["username"] = USERS[role]
-    at.session_state["logout"] = False
-    at.run()
-    at.switch_page(page).run()
+    at = open_app(USERS[role], page)
     assert not at.exception, at.exception
     return at
 

@@ -24,7 +24,7 @@ from analytics.ingest import import_sources
 from analytics.store import AlertRow, ApiKey, Cost, Project, SyncState, Usage, get_engine
 from analytics.sync import RetryPolicy, admin_key, sync_provider, sync_status
 from analytics.sync.http import HttpClient, SyncError, retry_after_seconds
-from tests.helpers import store_snapshot
+from tests.helpers import open_app, store_snapshot
 
 DAYS = [date(2026, 9, 1) + timedelta(days=i) for i in range(5)]
 TODAY = DAYS[-1]
@@ -414,7 +414,6 @@ def test_the_key_is_never_written_to_the_store(engine, openai_server, db_url):
 
 def test_sync_page_takes_a_key_without_echoing_it_and_syncs(engine, db_url, monkeypatch,
                                                             openai_server):
-    from streamlit.testing.v1 import AppTest
 
     from analytics import auth
     from analytics.sync import run
@@ -425,13 +424,7 @@ def test_sync_page_takes_a_key_without_echoing_it_and_syncs(engine, db_url, monk
     monkeypatch.setitem(run.PROVIDERS, "openai",
                         dataclasses.replace(run.PROVIDERS["openai"], base_url=openai_server.url))
     auth.add_user(engine, "olivia", "Olivia Owner", "o@example.com", "owner-pass-1", "owner")
-    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"),
-                           default_timeout=60)
-    at.session_state["authentication_status"] = True
-    at.session_state["username"] = "olivia"
-    at.session_state["logout"] = False
-    at.run()
-    at.switch_page("pages/sync.py").run()
+    at = open_app("olivia", "pages/sync.py")
     assert not at.exception
     at.text_input[0].input(KEY)
     at.button[0].click().run()  # "Use this key"
