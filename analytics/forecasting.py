@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from datetime import date, timedelta
+from datetime import date
 from typing import TypeVar
 
 import pandas as pd
@@ -35,7 +35,7 @@ from analytics.forecast import (
 from analytics.org import anchor_day as org_anchor_day
 from analytics.pricing import Scenario
 from analytics.queries import spend
-from analytics.scenarios import RATIO_DAYS, ForecastEffect, run_scenario
+from analytics.scenarios import ForecastEffect, effect_on
 from analytics.series import daily_spend, data_version, scope_projects
 
 CACHE_SIZE = 128
@@ -167,17 +167,8 @@ def scenario_forecast(engine: Engine, principal: Principal, scenario: Scenario,
     scope's usage over the last 28 days to `as_of`. Spend already made is not changed.
     """
     baseline = forecast_scope(engine, principal, scope, as_of, kind, anchor_day)
-    start = baseline.as_of - timedelta(days=RATIO_DAYS - 1)
-    recent = run_scenario(engine, principal, scenario, start, baseline.as_of,
-                          project=scope_projects(engine, principal, scope))
-    ratio = recent.scenario_usd / recent.baseline_usd if recent.baseline_usd > 0 else 1.0
-    spent = baseline.actual_to_date
-
-    def scaled(total: float) -> float:
-        return round(spent + (total - spent) * ratio, 2)
-
-    return ForecastEffect(baseline, ratio, scaled(baseline.forecast), scaled(baseline.low),
-                          scaled(baseline.high))
+    return effect_on(baseline, engine, principal, scenario,
+                     project=scope_projects(engine, principal, scope))
 
 
 def scope_label(scope: str) -> str:

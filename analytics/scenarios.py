@@ -276,8 +276,18 @@ def forecast_effect(engine: Engine, principal: Principal, scenario: Scenario, as
     series = pd.Series([float(v) if v is not None else 0.0 for v in daily["cost_usd"]],
                        index=pd.to_datetime(daily["day"]))
     baseline = forecast_period_end(series, period, as_of, method)
-    recent = run_scenario(engine, principal, scenario, as_of - timedelta(days=RATIO_DAYS - 1),
-                          as_of, book=book)
+    return effect_on(baseline, engine, principal, scenario, book=book)
+
+
+def effect_on(baseline: ForecastResult, engine: Engine, principal: Principal,
+              scenario: Scenario, project: list[str] | None = None,
+              book: PriceBook | None = None) -> ForecastEffect:
+    """``baseline`` re-costed under ``scenario``: the spend still to come (forecast minus
+    spent, and the band's ends likewise) times the scenario/baseline list-price cost of the
+    last 28 days of usage to ``baseline.as_of``. Spend already made is not changed."""
+    recent = run_scenario(engine, principal, scenario,
+                          baseline.as_of - timedelta(days=RATIO_DAYS - 1), baseline.as_of,
+                          project=project, book=book)
     ratio = recent.scenario_usd / recent.baseline_usd if recent.baseline_usd > 0 else 1.0
     spent = baseline.actual_to_date
 
