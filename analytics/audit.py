@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, Engine, select
 
+from analytics.queries import rows_frame
 from analytics.store import AuditEntry
 
 
@@ -58,4 +59,4 @@ def entries(engine: Engine, limit: int = 1000, action: str | None = None) -> pd.
         query = query.where(table.c.action == action)
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    return pd.DataFrame(rows, columns=[c.name for c in table.columns])
+    return rows_frame(rows, [c.name for c in table.columns])

@@ -30,7 +30,7 @@ from analytics.access import Principal
 from analytics.budgets import period_containing
 from analytics.exports import to_csv
 from analytics.org import anchor_day, get_setting
-from analytics.queries import effective_cost_condition, visible_projects
+from analytics.queries import effective_cost_condition, rows_frame, visible_projects
 from analytics.store import ApiKey, Cost, Project
 
 FOCUS_VERSION = "1.2"
@@ -79,7 +79,7 @@ def _cost_rows(engine: Engine, principal: Principal, start: date, end: date) -> 
         query = query.where(cost.c.project_id.in_(scope))
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    return pd.DataFrame(rows, columns=list(query.selected_columns.keys()))
+    return rows_frame(rows, list(query.selected_columns.keys()))
 
 
 def _none_if_blank(values: pd.Series) -> pd.Series:

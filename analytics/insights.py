@@ -40,6 +40,7 @@ from analytics.queries import (
     PRICING_KEYS,
     TOKEN_COLUMNS,
     data_range,
+    rows_frame,
     usage_for_pricing,
     visible_projects,
 )
@@ -188,7 +189,7 @@ def intraday_usage(engine: Engine, principal: Principal, start: date, end: date)
              .where(and_(*conds)).group_by(*keys))
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    frame = pd.DataFrame(rows, columns=["width", "bucket_start", *PRICING_KEYS, "api_key_id",
+    frame = rows_frame(rows, ["width", "bucket_start", *PRICING_KEYS, "api_key_id",
                                         *TOKEN_COLUMNS])
     frame["bucket_start"] = pd.to_datetime(frame["bucket_start"])
     frame["day"] = pd.to_datetime(frame["day"]).dt.date
@@ -211,7 +212,7 @@ def empty_output_usage(engine: Engine, principal: Principal, start: date,
              .where(and_(*conds)).group_by(*keys))
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    frame = pd.DataFrame(rows, columns=[*PRICING_KEYS, "api_key_id", *TOKEN_COLUMNS])
+    frame = rows_frame(rows, [*PRICING_KEYS, "api_key_id", *TOKEN_COLUMNS])
     frame["batch"] = frame["batch"].astype(bool)
     return _whole_counts(frame)
 

@@ -20,7 +20,7 @@ from analytics import audit
 from analytics.access import Principal
 from analytics.price_store import current_book
 from analytics.pricing import PriceBook, estimate_cost
-from analytics.queries import data_range, projects, usage_for_pricing, visible_projects
+from analytics.queries import data_range, projects, rows_frame, usage_for_pricing, visible_projects
 from analytics.store import ApiKey, KeyNote, Usage
 
 STALE_AFTER_DAYS = 30
@@ -51,7 +51,7 @@ def _key_usage(engine: Engine, principal: Principal) -> pd.DataFrame:
         query = query.where(usage.c.project_id.in_(projects_seen))
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    frame = pd.DataFrame(rows, columns=["provider", "api_key_id", "project_id", "first_seen",
+    frame = rows_frame(rows, ["provider", "api_key_id", "project_id", "first_seen",
                                         "last_seen"])
     for column in ("first_seen", "last_seen"):
         frame[column] = frame[column].map(_as_date)
@@ -72,7 +72,7 @@ def latest_notes(engine: Engine) -> pd.DataFrame:
                    notes.c.written_at.label("noted_at")).where(notes.c.id.in_(select(newest.c.id)))
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    return pd.DataFrame(rows, columns=["provider", "api_key_id", "owner", "service", "note",
+    return rows_frame(rows, ["provider", "api_key_id", "owner", "service", "note",
                                        "noted_by", "noted_at"])
 
 
@@ -193,7 +193,7 @@ def note_history(engine: Engine, principal: Principal, api_key_id: str,
              .order_by(table.c.id.desc()))
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    return pd.DataFrame(rows, columns=["owner", "service", "note", "written_by", "written_at"])
+    return rows_frame(rows, ["owner", "service", "note", "written_by", "written_at"])
 
 
 def _recent_users(engine: Engine, principal: Principal, provider: str, api_key_id: str,
