@@ -10,6 +10,7 @@ up to the bill. Where there is no billed cost at all, the estimate itself is sho
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 
@@ -28,45 +29,29 @@ def attribute(billed: pd.DataFrame, estimated: pd.DataFrame, within: list[str]) 
     [['k1', 60.0, 'allocated'], ['k2', 30.0, 'allocated']]
     """
     frame = billed.copy()
-    frame["cost_usd"] = frame["cost_usd"].map(lambda v: float(v) if pd.notna(v) else None)
+    frame["cost_usd"] = pd.to_numeric(frame["cost_usd"].map(
+        lambda v: float(v) if pd.notna(v) else None), errors="coerce")
     keys = [*within, "key"]
     est = estimated[[*keys, "cost_usd"]].rename(columns={"cost_usd": "est"})
     frame = frame.merge(est, on=keys, how="left")
-    unattributed = frame[(frame["key"] == "") & frame["cost_usd"].notna()]
-    pool = (unattributed.groupby(within)["cost_usd"].sum() if within
-            else pd.Series({(): unattributed["cost_usd"].sum()}))
-    keyed = frame["cost_usd"].isna() & frame["est"].notna()
-    share_base = frame[keyed | ((frame["key"] == "") & frame["est"].notna())]
-    totals = (share_base.groupby(within)["est"].sum() if within
-              else pd.Series({(): share_base["est"].sum()}))
-
-    def lookup(series: pd.Series, row: pd.Series) -> float:
-        idx = tuple(row[c] for c in within) if len(within) > 1 else (
-            row[within[0]] if within else ())
-        return float(series.get(idx, 0.0) or 0.0)
-
-    costs: list[float] = []
-    basis: list[str] = []
-    for _, row in frame.iterrows():  # aggregated rows (periods x keys), not raw usage
-        money, total = lookup(pool, row), lookup(totals, row)
-        splitting = money > 0 and total > 0
-        billed_here = pd.notna(row["cost_usd"])
-        if splitting and not billed_here and pd.notna(row["est"]):
-            costs.append(money * float(row["est"]) / total)
-            basis.append("allocated")
-        elif splitting and row["key"] == "":
-            costs.append(0.0)  # its money was spread over the keys above
-            basis.append("allocated")
-        elif billed_here:
-            costs.append(float(row["cost_usd"]))
-            basis.append("billed")
-        elif pd.notna(row["est"]):
-            costs.append(float(row["est"]))
-            basis.append("estimated")
-        else:
-            costs.append(0.0)
-            basis.append("estimated")
-    frame["cost_usd"] = costs
+    billed_here = frame["cost_usd"].notna()
+    has_est = frame["est"].notna()
+    empty_key = frame["key"] == ""
+    # Per `within` group: the unattributed billed money, and the estimates it is split over.
+    groups = [frame[c] for c in within] if within else [pd.Series(0, index=frame.index)]
+    pool = frame["cost_usd"].where(empty_key & billed_here, 0.0).groupby(groups).transform("sum")
+    share_base = ~billed_here & has_est | empty_key & has_est
+    total = frame["est"].where(share_base, 0.0).groupby(groups).transform("sum")
+    splitting = (pool > 0) & (total > 0)
+    allocated = splitting & has_est & (~billed_here | empty_key)
+    spread = splitting & empty_key & ~has_est  # its money went to the keys above
+    costs = np.select(
+        [allocated, spread, billed_here, has_est],
+        [pool * frame["est"] / total.where(total > 0, 1.0), 0.0, frame["cost_usd"], frame["est"]],
+        0.0)
+    basis = np.select([allocated | spread, billed_here, has_est],
+                      ["allocated", "billed", "estimated"], "estimated")
+    frame["cost_usd"] = np.asarray(costs, dtype="float64")
     frame["basis"] = basis
     token_cols = [c for c in frame.columns if c.endswith("_tokens") or c == "requests"]
     empty = (frame["key"] == "") & (frame["cost_usd"] == 0) & (
