@@ -26,9 +26,9 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from analytics.access import Principal
+from analytics.attribution import attribute
 from analytics.price_store import current_book
 from analytics.pricing import PriceBook, estimate_cost
-from analytics.attribution import attribute
 from analytics.queries import TOKEN_COLUMNS, spend, usage_for_pricing
 
 BASES = ("billed", "allocated", "estimated", "mixed", "unpriced")

@@ -11,10 +11,13 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from datetime import date, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import TextIO
 
 from analytics.importers.base import (
+    MAX_COUNT,
     REDOWNLOAD,
     CostRow,
     Coverage,
@@ -35,6 +38,15 @@ EXPORT_COLUMNS = frozenset({
 })
 
 MAX_COLUMNS = 200
+
+# The usage columns a row is read for, in the order ``read_usage`` unpacks them.
+_USAGE_FIELDS = ("start_time", "end_time", "num_model_requests", "model", "project_id",
+                 "user_id", "api_key_id", "batch", "service_tier", "input_tokens",
+                 "input_cached_tokens", "output_tokens")
+# How the export spells ``batch``; anything else goes through ``FieldParser.flag``.
+_FLAGS = {"True": True, "False": False, "TRUE": True, "FALSE": False, "": False}
+# Counts shorter than this are read directly (MAX_COUNT is still enforced).
+_FAST_COUNT_LEN = 20
 
 # Column names that differ between versions of the cost export.
 _ALIASES = {
@@ -125,34 +137,56 @@ def _rows(text: TextIO, width: int, parser: FieldParser,
 
 def read_usage(text: TextIO, header: list[str], file_name: str, fmt: str,
                source: bytes | Path) -> ParsedFile:
-    """A usage export: completions (with output tokens) or embeddings (input tokens only)."""
+    """A usage export: completions (with output tokens) or embeddings (input tokens only).
+
+    Rows number in the millions, so the loop picks its columns in one call (a missing column
+    points past the row's end, at an appended blank), and remembers what repeats: a bucket's
+    times, a ``batch`` spelling. Counts take a fast path when written as plain digits; any
+    other text goes through ``FieldParser.count`` and its checks.
+    """
     parser = FieldParser(file_name)
     cov = Coverage()
     kind = "completions" if "output_tokens" in header else "embeddings"
-    idx = {name: header.index(name) for name in header}
+    width = len(header)
+    pick = itemgetter(*(header.index(name) if name in header else width
+                        for name in _USAGE_FIELDS))
+    buckets: dict[tuple[str, str], tuple[datetime, datetime, date]] = {}
+    flags = dict(_FLAGS)
 
-    def get(record: list[str], name: str) -> str:
-        i = idx.get(name)
-        return record[i].strip() if i is not None else ""
+    def count(value: str, column: str, line: int) -> int:
+        if len(value) < _FAST_COUNT_LEN:
+            whole, _, frac = value.partition(".")
+            if (frac == "0" or frac == "") and whole.isascii() and whole.isdigit():
+                number = int(whole)
+                if number <= MAX_COUNT:
+                    return number
+        return parser.count(value, column, line)
 
     def rows() -> Iterator[UsageRow]:
-        for line, rec in _rows(text, len(header), parser, source):
-            start, end, day = parser.bucket(get(rec, "start_time"), get(rec, "end_time"), line)
+        for line, rec in _rows(text, width, parser, source):
+            rec.append("")
+            (start_text, end_text, requests, model, project, user, key, batch, tier, inputs,
+             cached, outputs) = map(str.strip, pick(rec))
+            bucket = buckets.get((start_text, end_text))
+            if bucket is None:
+                bucket = parser.bucket(start_text, end_text, line)
+                buckets[start_text, end_text] = bucket
+            start, end, day = bucket
             cov.days.add(day)
-            if get(rec, "num_model_requests") == "" and get(rec, "model") == "":
+            if requests == "" and model == "":
                 continue  # an empty bucket: the day is covered and had no usage
-            project = get(rec, "project_id")
             cov.projects.add(project)
             cov.rows += 1
+            flag = flags.get(batch)
+            if flag is None:
+                flag = parser.flag(batch, "batch", line)
             yield UsageRow(
-                line, "openai", kind, day, start, end, project, get(rec, "user_id"),
-                get(rec, "api_key_id"), get(rec, "model"),
-                parser.flag(get(rec, "batch"), "batch", line),
-                get(rec, "service_tier") or "default",
-                parser.count(get(rec, "input_tokens"), "input_tokens", line),
-                parser.count(get(rec, "input_cached_tokens"), "input_cached_tokens", line),
-                parser.count(get(rec, "output_tokens"), "output_tokens", line),
-                parser.count(get(rec, "num_model_requests"), "num_model_requests", line),
+                line, "openai", kind, day, start, end, project, user, key, model, flag,
+                tier or "default",
+                count(inputs, "input_tokens", line),
+                count(cached, "input_cached_tokens", line),
+                count(outputs, "output_tokens", line),
+                count(requests, "num_model_requests", line),
             )
 
     return ParsedFile(file_name, fmt, "openai", "usage", kind, rows(), cov, (file_name,))
