@@ -155,9 +155,6 @@ class Usage(Base):
         Index("ix_usage_day_project", "day", "project_id"),
         # The key inventory groups by key: a covering scan instead of the whole table.
         Index("ix_usage_key", "provider", "api_key_id", "project_id", "day"),
-        # All-time spend by project reads tokens without touching the table rows.
-        Index("ix_usage_project_tokens", "project_id", "day", "input_tokens",
-              "cached_input_tokens", "output_tokens", "requests"),
     )
 
 
