@@ -25,8 +25,13 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from bench.import_bench import parse_rows
-from bench.query_bench import DEFAULT_ROWS, OUT, REPEATS, postgres_store, sqlite_store
+from bench.query_bench import (
+    OUT,
+    REPEATS,
+    add_arguments,
+    postgres_store,
+    sqlite_store,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -140,13 +145,6 @@ def run(rows_list: list[int], pg_url: str | None, out: Path = OUT) -> list[PageT
     print("\n" + report)
     print(f"written: {out / 'pages.md'}")
     return results
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rows", type=parse_rows, default=list(DEFAULT_ROWS),
-                        help="comma-separated store sizes in usage rows")
-    parser.add_argument("--pg", metavar="ADMIN_URL", default=None,
-                        help="also bench PostgreSQL (a kept database per size)")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -36,11 +36,10 @@ import pandas as pd
 from sqlalchemy import Engine, create_engine, make_url, text
 
 from bench.gen_usage import write_usage_export
-from bench.import_bench import parse_rows
+from bench.import_bench import DEFAULT_ROWS, parse_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
-DEFAULT_ROWS = (100_000, 1_000_000)
 REPEATS = 3
 FORECAST_PROJECTS = 50
 TARGET_CLI_S = 0.5
