@@ -1,13 +1,15 @@
 """Write a parsed export into the store: all rows or none, counted exactly once.
 
-Each import runs in one transaction:
+Each import runs in one transaction, holding the store's write lock:
 
-1. stream the file's rows into a temporary staging table (bounded memory; a bad row raises
-   and the transaction rolls back, leaving the store as it was);
-2. refuse a file that repeats a row (the same natural key twice);
-3. delete what the store holds for the days and projects the file covers (for that provider
-   and kind of data), whatever import or grouping brought it;
-4. copy the staged rows in and record the import, with its audit row.
+1. record the import, so its rows can carry its id;
+2. write the rows, in bounded memory: usage straight into ``usage`` in column batches
+   (``usage_ingest``), cost lines through a temporary staging table; a bad row raises and the
+   transaction rolls back, leaving the store as it was;
+3. refuse a file that repeats a row (the same natural key twice);
+4. delete what the store held for the days and projects the file covers (for that provider
+   and kind of data), whatever import or grouping brought it, and fill in the import's
+   counts and its audit row.
 
 A file identical to the newest import, whose rows are all still stored, is not imported again:
 a rerun or a double click changes nothing and records nothing.
@@ -32,11 +34,11 @@ from sqlalchemy import Connection, Engine, Row, func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from analytics import audit
+from analytics.import_scope import scope_clause
 from analytics.importers import ImportFailure, NotAnExport, ParsedFile, Source, parse_sources
-from analytics.importers.base import CostRow, UsageRow, text_problem
+from analytics.importers.base import CostRow, FastPathDeclined, text_problem
 from analytics.store import (
     COST_KEY,
-    USAGE_KEY,
     ApiKey,
     Cost,
     ImportRecord,
@@ -46,13 +48,12 @@ from analytics.store import (
     Usage,
     explain,
 )
+from analytics.usage_ingest import CHUNK, write_usage
 
-CHUNK = 20_000
 _SEEN_LIMIT = 100_000  # checked text values remembered per column
 FACT_LOCK = 7261001  # PostgreSQL advisory lock id held by every write of facts
 
-USAGE_COLUMNS = UsageRow._fields  # line first, then the stored columns in order
-COST_COLUMNS = CostRow._fields
+COST_COLUMNS = CostRow._fields  # line first, then the stored columns in order
 
 
 @dataclass
@@ -99,6 +100,9 @@ def _text_checks(table: Any, columns: tuple[str, ...]) -> list[tuple[int, str, i
     """(position in a row, column, longest text the store keeps) for every text column."""
     return [(i, name, table.c[name].type.length) for i, name in enumerate(columns)
             if i and getattr(table.c[name].type, "length", None)]
+
+
+_COST_CHECKS = _text_checks(Cost.__table__, COST_COLUMNS)
 
 
 def _checked(rows: Iterator[tuple], checks: list[tuple[int, str, int]],
@@ -245,67 +249,46 @@ def _check_duplicates(conn: Connection, stage: str, key: tuple[str, ...],
                             "by hand.", dup[1], parsed.unit)
 
 
-def _scope(cov_days: set[date], projects: set[str], conn: Connection, table: str,
-           where: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The WHERE clause of what this import replaces, with its parameters."""
-    writer_sqlite = conn.dialect.name == "sqlite"
-    days = sorted(d.isoformat() if writer_sqlite else d for d in cov_days)
-    params = dict(params)
-    day_names = [f"d{i}" for i in range(len(days))]
-    params.update(zip(day_names, days, strict=True))
-    clause = f"{where} AND {table}.day IN ({', '.join(':' + n for n in day_names)})"
-    if "" not in projects:  # a file grouped by project speaks only for its projects
-        proj_names = [f"p{i}" for i in range(len(projects))]
-        params.update(zip(proj_names, sorted(projects), strict=True))
-        clause += f" AND {table}.project_id IN ({', '.join(':' + n for n in proj_names)})"
-    return clause, params
-
-
-def _replace(conn: Connection, parsed: ParsedFile, stage: str,
-             import_id: int) -> tuple[int, int]:
-    """Swap the staged rows in for what the store holds in the file's scope: (new, replaced)."""
+def _replace_costs(conn: Connection, parsed: ParsedFile, stage: str,
+                   import_id: int) -> tuple[int, int]:
+    """Swap the staged cost lines in for what the store holds in the file's scope:
+    (new, replaced)."""
     cov = parsed.coverage
-    if parsed.kind == "usage":
-        table, key, cols = "usage", USAGE_KEY, USAGE_COLUMNS[1:]
-        base, params = "usage.provider = :prov AND usage.kind = :kind", {
-            "prov": parsed.provider, "kind": parsed.usage_kind}
-        scopes = [(base, params, cov.projects)]
-    else:
-        table, key, cols = "cost", COST_KEY, COST_COLUMNS[1:]
-        params = {"prov": parsed.provider}
-        org_days = conn.execute(text(f"SELECT COUNT(*) FROM {stage} WHERE org_level = :t"),
-                                {"t": True}).scalar_one()
-        scopes = [("cost.provider = :prov AND cost.org_level = :f", {**params, "f": False},
-                   cov.projects - {""})]
-        if org_days:
-            scopes.append(("cost.provider = :prov AND cost.org_level = :t", {**params, "t": True},
-                           {""}))
+    params = {"prov": parsed.provider}
+    org_days = conn.execute(text(f"SELECT COUNT(*) FROM {stage} WHERE org_level = :t"),
+                            {"t": True}).scalar_one()
+    scopes = [("cost.provider = :prov AND cost.org_level = :f", {**params, "f": False},
+               cov.projects - {""})]
+    if org_days:
+        scopes.append(("cost.provider = :prov AND cost.org_level = :t", {**params, "t": True},
+                       {""}))
     if not cov.days:
         return 0, 0
     matched = conn.exec_driver_sql(
-        f"SELECT COUNT(*) FROM {stage} s JOIN {table} ON {_key_match(key, 's', table)}"
+        f"SELECT COUNT(*) FROM {stage} s JOIN cost ON {_key_match(COST_KEY, 's', 'cost')}"
     ).scalar_one()
     # SQLite keeps the rows a re-import brings unchanged; on PostgreSQL an UPDATE writes a
     # new version of every row anyway, and keeping them measured slower than replacing them.
-    same = _same_row(key, cols, stage, table) if conn.dialect.name == "sqlite" else None
+    cols = COST_COLUMNS[1:]
+    same = _same_row(COST_KEY, cols, stage, "cost") if conn.dialect.name == "sqlite" else None
     replaced = 0
     for where, prm, projects in scopes:
         if not projects:
             continue
-        clause, bound = _scope(cov.days, projects, conn, table, where, prm)
+        clause, bound = scope_clause(cov.days, projects, conn, "cost", where, prm)
         if same is None:
-            replaced += conn.execute(text(f"DELETE FROM {table} WHERE {clause}"),
+            replaced += conn.execute(text(f"DELETE FROM cost WHERE {clause}"),
                                      bound).rowcount
             continue
-        replaced += conn.execute(text(f"DELETE FROM {table} WHERE {clause} AND NOT {same}"),
+        replaced += conn.execute(text(f"DELETE FROM cost WHERE {clause} AND NOT {same}"),
                                  bound).rowcount
-        replaced += conn.execute(text(f"UPDATE {table} SET import_id = :import_id "
+        replaced += conn.execute(text(f"UPDATE cost SET import_id = :import_id "
                                       f"WHERE {clause} AND {same}"),
                                  {**bound, "import_id": import_id}).rowcount
     staged = conn.exec_driver_sql(f"SELECT COUNT(*) FROM {stage}").scalar_one()
-    kept = (f" WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {_key_match(key, 's', table)})"
+    kept = (f" WHERE NOT EXISTS (SELECT 1 FROM cost WHERE {_key_match(COST_KEY, 's', 'cost')})"
             if same is not None else "")
-    conn.execute(text(f"INSERT INTO {table} (import_id, {', '.join(cols)}) "
+    conn.execute(text(f"INSERT INTO cost (import_id, {', '.join(cols)}) "
                       f"SELECT :import_id, {', '.join(cols)} FROM {stage} s{kept}"),
                  {"import_id": import_id})
     return staged - matched, replaced
@@ -384,46 +367,64 @@ def fact_transaction(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
+def _record_import(conn: Connection, parsed: ParsedFile, file_hash: str, user: str) -> int:
+    """The import's record, written first so its rows can carry its id; the counts are
+    filled in once the rows are in."""
+    imports = ImportRecord.__table__
+    return conn.execute(imports.insert().values(
+        file_name=parsed.file_name, file_hash=file_hash, format=parsed.format,
+        provider=parsed.provider, kind=parsed.usage_kind or parsed.kind, rows_read=0,
+        rows_new=0, rows_replaced=0, imported_by=user,
+        imported_at=datetime.now(UTC).replace(tzinfo=None),
+    )).inserted_primary_key[0]
+
+
+def _import_costs(conn: Connection, parsed: ParsedFile, import_id: int) -> tuple[int, int]:
+    """Stage the cost lines, refuse a repeated line, and swap them in: (new, replaced)."""
+    stage = "stage_cost"
+    writer = _Writer(conn)
+    writer.create_stage(stage, "cost", COST_COLUMNS)
+    writer.write(stage, COST_COLUMNS, _checked(iter(parsed.rows), _COST_CHECKS, parsed),
+                 COST_COLUMNS.index("amount"))
+    _check_duplicates(conn, stage, COST_KEY, parsed)
+    counts = _replace_costs(conn, parsed, stage, import_id)
+    conn.exec_driver_sql(f"DROP TABLE {stage}")
+    return counts
+
+
 def import_parsed(engine: Engine, parsed: ParsedFile, file_hash: str, user: str) -> ImportResult:
     """Write one recognised export in one ``fact_transaction``; raise ``ImportFailure`` on
     bad rows and ``StoreError`` when the store fails (full, unreachable), with nothing
     written."""
     try:
-        return _import_locked(engine, parsed, file_hash, user)
+        try:
+            return _import_locked(engine, parsed, file_hash, user)
+        except FastPathDeclined:  # rolled back: read the file again, row by row
+            parsed.coverage.clear()
+            parsed.columnar = None
+            return _import_locked(engine, parsed, file_hash, user)
     except DBAPIError as exc:
         raise explain(exc, engine.url.render_as_string(hide_password=True)) from None
 
 
 def _import_locked(engine: Engine, parsed: ParsedFile, file_hash: str,
                    user: str) -> ImportResult:
-    stage = f"stage_{parsed.kind}"
-    columns = USAGE_COLUMNS if parsed.kind == "usage" else COST_COLUMNS
-    checks = _text_checks(Usage.__table__ if parsed.kind == "usage" else Cost.__table__,
-                          columns)
-    money_index = None if parsed.kind == "usage" else COST_COLUMNS.index("amount")
-    key = USAGE_KEY if parsed.kind == "usage" else COST_KEY
     cov = parsed.coverage
     with fact_transaction(engine) as conn:
         last = _unchanged_rerun(conn, parsed, file_hash)
         if last is not None:
             return _rerun_result(parsed, last)
-        writer = _Writer(conn)
-        writer.create_stage(stage, parsed.kind, columns)
-        writer.write(stage, columns, _checked(iter(parsed.rows), checks, parsed), money_index)
-        _check_duplicates(conn, stage, key, parsed)
+        import_id = _record_import(conn, parsed, file_hash, user)
+        if parsed.kind == "usage":
+            new, replaced = write_usage(conn, parsed, import_id)
+        else:
+            new, replaced = _import_costs(conn, parsed, import_id)
         imports = ImportRecord.__table__
-        import_id = conn.execute(imports.insert().values(
-            file_name=parsed.file_name, file_hash=file_hash, format=parsed.format,
-            provider=parsed.provider, kind=parsed.usage_kind or parsed.kind,
-            rows_read=cov.rows, rows_new=0, rows_replaced=0, first_day=cov.first_day,
-            last_day=cov.last_day, total_usd=cov.total_usd if parsed.kind == "cost" else None,
-            imported_by=user, imported_at=datetime.now(UTC).replace(tzinfo=None),
-        )).inserted_primary_key[0]
-        new, replaced = _replace(conn, parsed, stage, import_id)
         conn.execute(imports.update().where(imports.c.id == import_id)
-                     .values(rows_new=new, rows_replaced=replaced))
+                     .values(rows_read=cov.rows, rows_new=new, rows_replaced=replaced,
+                             first_day=cov.first_day, last_day=cov.last_day,
+                             total_usd=cov.total_usd if parsed.kind == "cost" else None))
         _upsert_names(conn, parsed)
-        conn.exec_driver_sql(f"DROP TABLE {stage}")
         result = ImportResult(
             file=parsed.file_name, ok=True, format=parsed.format,
             kind=parsed.usage_kind or parsed.kind, rows=cov.rows, new=new, replaced=replaced,

@@ -46,6 +46,7 @@ TARGET_PEAK_MB = 500.0
 SQLITE_CLI = "sqlite3"
 
 BURNRATE, REIMPORT, NAIVE = "Burnrate import", "Burnrate re-import", "naive pandas to_sql"
+REIMPORT_LATER = "Burnrate re-import later"  # after another file: no re-run shortcut
 REFERENCE = {"sqlite": "sqlite3 .import", "postgresql": "COPY FROM STDIN"}
 
 
@@ -81,6 +82,21 @@ def _child_burnrate(url: str, path: Path) -> dict:
             "note": f"{result.new} new, {result.replaced} replaced"}
 
 
+def _child_burnrate_after_other(url: str, path: Path) -> dict:
+    """The same file again after another import: the re-run shortcut (newest import, same
+    hash) does not apply, so every row is compared and kept or replaced."""
+    from analytics.ingest import import_sources
+    from analytics.store import get_engine
+
+    other = path.with_name(f"other_{path.name}")
+    write_usage_export(other, 1_000, seed=2)
+    [result] = import_sources(get_engine(url), [(other.name, other)])
+    other.unlink()
+    if not result.ok:
+        raise SystemExit(f"import failed: {result.error}")
+    return _child_burnrate(url, path)
+
+
 def _child_naive(url: str, path: Path) -> dict:
     import pandas as pd
 
@@ -112,7 +128,8 @@ def _child_copy(url: str, path: Path) -> dict:
             "rows": rows, "note": ""}
 
 
-_CHILDREN = {"burnrate": _child_burnrate, "naive": _child_naive, "copy": _child_copy}
+_CHILDREN = {"burnrate": _child_burnrate, "burnrate_after_other": _child_burnrate_after_other,
+             "naive": _child_naive, "copy": _child_copy}
 
 
 # --- the parent: fresh processes, peak memory, the table ----------------------------------
@@ -190,6 +207,7 @@ def _store_paths(backend: str, url: str, naive_url: str, path: Path) -> list[Mea
     dispose_engine(url)
     return [_measure(backend, BURNRATE, "burnrate", url, path),
             _measure(backend, REIMPORT, "burnrate", url, path),
+            _measure(backend, REIMPORT_LATER, "burnrate_after_other", url, path),
             _measure(backend, NAIVE, "naive", naive_url, path)]
 
 
@@ -234,7 +252,8 @@ def summary(results: list[Measurement]) -> list[str]:
     groups = sorted({(m.backend, m.rows) for m in results if m.path == BURNRATE})
     for backend, rows in groups:
         got = {m.path: m for m in results if m.backend == backend and m.rows == rows}
-        first, again, naive = got[BURNRATE], got[REIMPORT], got[NAIVE]
+        first, naive = got[BURNRATE], got[NAIVE]
+        again = max(got[REIMPORT], got[REIMPORT_LATER], key=lambda m: m.seconds)
         speedup = naive.seconds / first.seconds
         cpu_speedup = naive.cpu_s / first.cpu_s if first.cpu_s else float("inf")
         peak = max(first.peak_mb, again.peak_mb)
@@ -243,7 +262,7 @@ def summary(results: list[Measurement]) -> list[str]:
             f"({'met' if speedup >= TARGET_SPEEDUP else 'MISSED'}, target >= {TARGET_SPEEDUP:g}x)",
             f"peak {peak:.0f} MB ({'met' if peak < TARGET_PEAK_MB else 'MISSED'}, "
             f"target < {TARGET_PEAK_MB:g} MB)",
-            f"re-import {_ratio(again.seconds, first.seconds)} of first wall, "
+            f"slower re-import {_ratio(again.seconds, first.seconds)} of first wall, "
             f"{_ratio(again.cpu_s, first.cpu_s)} CPU "
             f"({'met' if again.seconds <= first.seconds else 'MISSED'}, target <= 1.00x)",
         ]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from analytics import ingest
+from analytics import ingest, usage_ingest
 from analytics.access import SYSTEM
 from analytics.importers import parse_sources
 from analytics.ingest import import_parsed, import_sources
@@ -35,6 +35,13 @@ def _interrupt_after(rows: Iterator, n: int) -> Iterator:
         if i == n:
             raise KeyboardInterrupt
         yield row
+
+
+def _one_then_more(batches: Iterator) -> Iterator:
+    """The fast reader's batches, and the first one again (a file long enough for two)."""
+    first = next(batches)
+    yield first
+    yield first
 
 
 def _usage(days: range, keys: int) -> bytes:
@@ -68,14 +75,24 @@ def _seeded(engine: Engine, tmp: Path) -> dict[str, object]:
     return store_snapshot(engine)
 
 
-@pytest.mark.parametrize("kind", ["usage", "cost"])
+@pytest.mark.parametrize(("kind", "reader"), [
+    ("usage", "rows"), ("usage", "columns"), ("cost", "rows")])
 def test_ctrl_c_while_rows_stream_in_leaves_the_store_as_it_was(
-        engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+        engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str,
+        reader: str) -> None:
+    """``rows``: the row-by-row reader, several chunks of which reach the database first;
+    ``columns``: the fast columnar reader of usage CSVs, stopped after its first batch."""
     before = _seeded(engine, tmp_path)
-    monkeypatch.setattr(ingest, "CHUNK", 10)  # several chunks reach the database first
+    monkeypatch.setattr(ingest, "CHUNK", 10)
+    monkeypatch.setattr(usage_ingest, "CHUNK", 10)
     content = _usage(range(1, 5), 20) if kind == "usage" else _cost(range(1, 40))
     [parsed] = parse_sources([(f"{kind}.csv", content)])
-    parsed.rows = _interrupt_after(parsed.rows, 45)
+    if reader == "rows":
+        parsed.columnar = None
+        parsed.rows = _interrupt_after(parsed.rows, 45)
+    else:
+        batches = parsed.columnar
+        parsed.columnar = lambda: _interrupt_after(_one_then_more(batches()), 1)
     with pytest.raises(KeyboardInterrupt):
         import_parsed(engine, parsed, "0" * 64, "tester")
     assert store_snapshot(engine) == before

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from operator import itemgetter
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from analytics.importers.base import (
     MAX_COUNT,
@@ -27,6 +27,7 @@ from analytics.importers.base import (
     UsageRow,
     parse_line_item,
 )
+from analytics.importers.openai_usage_fast import usage_batches
 
 TIME_COLUMNS = ("start_time", "end_time")
 USAGE_REQUIRED = (*TIME_COLUMNS, "num_model_requests", "input_tokens")
@@ -189,7 +190,11 @@ def read_usage(text: TextIO, header: list[str], file_name: str, fmt: str,
                 count(requests, "num_model_requests", line),
             )
 
-    return ParsedFile(file_name, fmt, "openai", "usage", kind, rows(), cov, (file_name,))
+    def columnar() -> Iterator[tuple[Any, None]]:
+        return usage_batches(source, header, kind, cov, parser, flags)
+
+    return ParsedFile(file_name, fmt, "openai", "usage", kind, rows(), cov, (file_name,),
+                      columnar=columnar)
 
 
 def read_cost(text: TextIO, header: list[str], file_name: str, fmt: str,
