@@ -14,16 +14,17 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from analytics import exports
 from analytics.access import SYSTEM, AccessDenied
-from analytics.importers import sources_from_paths
-from analytics.ingest import ImportResult, import_sources
 from analytics.queries import DIMENSIONS
-from analytics.spend_estimates import spend_with_estimates
 from analytics.store import get_engine
+
+if TYPE_CHECKING:
+    from analytics.ingest import ImportResult
 
 Handler = Callable[[argparse.Namespace], int]
 _COMMANDS: dict[str, Handler] = {}
@@ -45,7 +46,12 @@ def _day(text: str) -> date:
 
 def feature_modules() -> list[ModuleType]:
     """Every ``analytics/cli_*.py``: each adds its own sub-commands through ``register``, so a
-    feature's commands live beside nothing else's."""
+    feature's commands live beside nothing else's.
+
+    Every command imports all of them, so at the top a module imports only what this file
+    already loads (the store, queries, exports); its feature's own modules are imported inside
+    the command functions: otherwise every command, a quick report too, would pay for the
+    imports of all the others (issue #9)."""
     package = Path(__file__).resolve().parent
     return [importlib.import_module(f"analytics.{p.stem}")
             for p in sorted(package.glob("cli_*.py"))]
@@ -84,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 @command("import")
 def _import(args: argparse.Namespace) -> int:
+    from analytics.importers import sources_from_paths
+    from analytics.ingest import import_sources
+
     engine = get_engine(args.db)
     sources = sources_from_paths(args.paths)
     if not sources:
@@ -116,6 +125,8 @@ def _import_line(r: ImportResult) -> str:
 
 @command("report")
 def _report(args: argparse.Namespace) -> int:
+    from analytics.spend_estimates import spend_with_estimates
+
     engine = get_engine(args.db)
     frame = spend_with_estimates(engine, SYSTEM, args.by, args.start, args.end, args.project)
     frame = frame.rename(columns={args.by: "key"})

@@ -10,11 +10,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from typing import TYPE_CHECKING
 
-from analytics import audit, exports, retention
+from analytics import exports
 from analytics.access import SYSTEM, Principal
 from analytics.queries import import_history
 from analytics.store import get_engine
+
+if TYPE_CHECKING:
+    from analytics.retention import Removal
 
 FORMATS = ("table", "csv", "json")
 IMPORT_COLUMNS = ["id", "imported_at", "imported_by", "file_name", "format", "rows_read",
@@ -53,6 +57,8 @@ def _acting(user: str) -> Principal:
 
 
 def _audit(args: argparse.Namespace) -> int:
+    from analytics import audit
+
     exports.emit(audit.entries(get_engine(args.db), args.limit, args.action), args.format)
     return 0
 
@@ -62,13 +68,15 @@ def _imports_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _confirm_hint(what: str, removal: retention.Removal) -> int:
+def _confirm_hint(what: str, removal: Removal) -> int:
     print(f"would delete {what}: {removal.usage_rows:,} usage rows and {removal.cost_rows:,} "
           "cost rows. Add --yes to delete.", file=sys.stderr)
     return 1
 
 
 def _purge(args: argparse.Namespace) -> int:
+    from analytics import retention
+
     engine, months = get_engine(args.db), args.older_than_months
     if not args.yes:
         preview = retention.purge_preview(engine, SYSTEM, months)
@@ -80,6 +88,8 @@ def _purge(args: argparse.Namespace) -> int:
 
 
 def _imports_delete(args: argparse.Namespace) -> int:
+    from analytics import retention
+
     engine = get_engine(args.db)
     if not args.yes:
         return _confirm_hint(f"import #{args.id}",

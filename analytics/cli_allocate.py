@@ -13,33 +13,18 @@ from __future__ import annotations
 import argparse
 import json
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from analytics import exports
 from analytics.access import SYSTEM
-from analytics.allocation import (
-    LIMITS,
-    PRESET_LIMITS,
-    PRESET_RESERVE_PCT,
-    RESERVE,
-    UNALLOCATED,
-    Limit,
-    Method,
-    Plan,
-    PlanError,
-    Share,
-)
 from analytics.cli import _day
-from analytics.planning import (
-    Review,
-    known_environments,
-    outlook,
-    resolve_environment,
-    review_plan,
-)
-from analytics.plans import load_plan
 from analytics.store import get_engine
+
+if TYPE_CHECKING:
+    from analytics.allocation import Limit, Method, Share
+    from analytics.planning import Review
 
 CLI_PLAN_NAME = "Command line"
 _MONEY = ("allocation", "actual_to_date", "forecast", "low", "high")
@@ -75,6 +60,8 @@ def _number(text: str) -> Decimal:
 
 def parse_split(text: str, known: list[str], limits_text: str = "") -> list[Share]:
     """Shares from ``dev=20,prod=$500,analytics=even``; limits from ``dev=hard,prod=soft``."""
+    from analytics.allocation import LIMITS, PRESET_LIMITS, PlanError, Share
+
     limits: dict[str, Limit] = {}
     for env, value in _pairs(limits_text, known, "--limits"):
         if value.lower() not in LIMITS:
@@ -91,6 +78,9 @@ def parse_split(text: str, known: list[str], limits_text: str = "") -> list[Shar
 
 
 def _pairs(text: str, known: list[str], option: str) -> list[tuple[str, str]]:
+    from analytics.allocation import PlanError
+    from analytics.planning import resolve_environment
+
     pairs = []
     for item in filter(None, (part.strip() for part in text.split(","))):
         env, sep, value = item.partition("=")
@@ -101,6 +91,8 @@ def _pairs(text: str, known: list[str], option: str) -> list[tuple[str, str]]:
 
 
 def _method(env: str, value: str) -> tuple[Method, Decimal | None]:
+    from analytics.allocation import PlanError
+
     lowered = value.lower()
     if lowered == "even":
         return "even", None
@@ -115,6 +107,10 @@ def _method(env: str, value: str) -> tuple[Method, Decimal | None]:
 
 
 def _allocate(args: argparse.Namespace) -> int:
+    from analytics.allocation import PRESET_RESERVE_PCT, Plan, PlanError
+    from analytics.planning import known_environments, outlook, review_plan
+    from analytics.plans import load_plan
+
     engine = get_engine(args.db)
     if args.plan:
         given = [o for o, v in (("--total", args.total), ("--reserve", args.reserve),
@@ -139,6 +135,8 @@ def _allocate(args: argparse.Namespace) -> int:
 
 def render_table(result: Review) -> str:
     """The review as a terminal table, then the reserve and the warnings in words."""
+    from analytics.allocation import RESERVE, UNALLOCATED
+
     view, reserve = result.outlook, result.reserve
     shown = result.table()
     shown["p_overrun"] = [None if pd.isna(p) else f"{p:.0%}" for p in shown["p_overrun"]]

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from analytics.access import SYSTEM
 from analytics.cli import _day
-from analytics.focus import focus_csv, focus_frame, focus_parquet
 from analytics.store import get_engine
 
 
@@ -28,6 +27,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def _focus(args: argparse.Namespace) -> int:
+    from analytics.focus import focus_csv, focus_frame, focus_parquet
+
     frame = focus_frame(get_engine(args.db), SYSTEM, args.start, args.end)
     data = (focus_parquet(frame) if args.format == "parquet"
             else focus_csv(frame).encode("utf-8"))

@@ -10,38 +10,24 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from analytics import exports
 from analytics.access import SYSTEM, Principal
-from analytics.org import anchor_day
-from analytics.price_store import add_price, current_book, price_history
-from analytics.pricing import PriceListScenario, Scenario, load_price_book, price_table
+from analytics.cli import _day
 from analytics.queries import data_range
-from analytics.reconcile import reconcile
-from analytics.scenarios import (
-    forecast_effect,
-    load_scenario,
-    parse_migration,
-    run_scenario,
-    save_scenario,
-)
-from analytics.spend_estimates import unpriced_usage
 from analytics.store import get_engine
+
+if TYPE_CHECKING:
+    from analytics.pricing import Scenario
 
 FORMATS = ("table", "csv", "json")
 _RECONCILE_MONEY = ("billed_usd", "estimated_usd", "difference_usd")
 _REPRICE_MONEY = ("baseline_usd", "scenario_usd", "difference_usd")
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a date like 2026-09-30") from None
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -131,6 +117,8 @@ def _acting(user: str) -> Principal:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
+    from analytics.reconcile import reconcile
+
     engine = get_engine(args.db)
     result = reconcile(engine, SYSTEM, args.start, args.end, args.project, args.threshold_pct,
                        args.min_usd)
@@ -152,6 +140,9 @@ def _reconcile(args: argparse.Namespace) -> int:
 
 
 def _reprice(args: argparse.Namespace) -> int:
+    from analytics.pricing import PriceListScenario, load_price_book
+    from analytics.scenarios import load_scenario, parse_migration, run_scenario, save_scenario
+
     engine = get_engine(args.db)
     if args.prices:
         scenario = PriceListScenario(load_price_book(args.prices), Path(args.prices).stem)
@@ -182,6 +173,9 @@ def _reprice(args: argparse.Namespace) -> int:
 
 
 def _print_forecast_effect(engine: Engine, scenario: Scenario) -> None:
+    from analytics.org import anchor_day
+    from analytics.scenarios import forecast_effect
+
     last = data_range(engine, SYSTEM)[1]
     if last is None:
         print("no data to forecast from", file=sys.stderr)
@@ -196,6 +190,9 @@ def _print_forecast_effect(engine: Engine, scenario: Scenario) -> None:
 
 
 def _prices_list(args: argparse.Namespace) -> int:
+    from analytics.price_store import current_book
+    from analytics.pricing import price_table
+
     table = price_table(current_book(get_engine(args.db)), args.at or datetime.now(UTC).date())
     if not args.all:
         table = table[table["status"] == "in effect"].drop(columns=["status"])
@@ -204,17 +201,23 @@ def _prices_list(args: argparse.Namespace) -> int:
 
 
 def _prices_history(args: argparse.Namespace) -> int:
+    from analytics.price_store import price_history
+
     exports.emit(price_history(get_engine(args.db)), args.format)
     return 0
 
 
 def _prices_unpriced(args: argparse.Namespace) -> int:
+    from analytics.spend_estimates import unpriced_usage
+
     frame = unpriced_usage(get_engine(args.db), SYSTEM, args.start, args.end)
     exports.emit(frame, args.format)
     return 0
 
 
 def _prices_add(args: argparse.Namespace) -> int:
+    from analytics.price_store import add_price
+
     row = {"provider": args.provider, "family": args.family, "service_tier": args.tier,
            "effective_from": args.effective_from, "input_per_1m": args.input,
            "cached_input_per_1m": args.cached_input, "cache_write_per_1m": args.cache_write,

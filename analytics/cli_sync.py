@@ -19,14 +19,15 @@ import sys
 from analytics.access import SYSTEM
 from analytics.cli import _day
 from analytics.store import get_engine
-from analytics.sync import PROVIDERS, admin_key, sync_provider
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("sync", parents=[common],
                        help="fetch usage and cost from the providers' Admin APIs")
-    p.add_argument("--provider", choices=tuple(PROVIDERS),
-                   help="only this provider (default: every provider with a key set)")
+    # No ``choices``: listing them would load the sync code for every command. ``admin_key``
+    # refuses an unknown name, naming the providers.
+    p.add_argument("--provider", help="only this provider, e.g. openai (default: every "
+                                      "provider with a key set)")
     p.add_argument("--since", type=_day,
                    help="first day to fetch (default: a few days before the last synced day)")
     p.add_argument("--base-url", help="the API address (a proxy or a test server); needs "
@@ -35,6 +36,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def _sync(args: argparse.Namespace) -> int:
+    from analytics.sync import PROVIDERS, admin_key, sync_provider
+
     if args.base_url and not args.provider:
         raise ValueError("--base-url needs --provider: the two APIs live at different "
                          "addresses.")

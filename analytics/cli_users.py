@@ -7,7 +7,6 @@ import argparse
 import getpass
 import sys
 
-from analytics import auth
 from analytics.store import get_engine
 
 
@@ -37,6 +36,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def _password(args: argparse.Namespace) -> str:
+    from analytics import auth
+
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\n")
     first = getpass.getpass("Password: ")
@@ -52,6 +53,8 @@ def _split(text: str | None) -> list[str] | None:
 
 
 def _add(args: argparse.Namespace) -> int:
+    from analytics import auth
+
     user = auth.add_user(get_engine(args.db), args.username, args.name, args.email,
                          _password(args), args.role, _split(args.projects), actor="cli")
     print(f"added {user.username} ({user.role})")
@@ -59,6 +62,8 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from analytics import auth
+
     for u in auth.list_users(get_engine(args.db)):
         scope = "all projects" if u.projects is None else ",".join(u.projects)
         print(f"{u.username}\t{u.role}\t{u.name}\t{u.email}\t{scope}")
@@ -66,18 +71,24 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _set_role(args: argparse.Namespace) -> int:
+    from analytics import auth
+
     auth.set_role(get_engine(args.db), args.username, args.role, actor="cli")
     print(f"{args.username} is now {args.role}")
     return 0
 
 
 def _set_projects(args: argparse.Namespace) -> int:
+    from analytics import auth
+
     auth.set_projects(get_engine(args.db), args.username, _split(args.projects), actor="cli")
     print(f"{args.username} now sees {args.projects}")
     return 0
 
 
 def _remove(args: argparse.Namespace) -> int:
+    from analytics import auth
+
     auth.remove_user(get_engine(args.db), args.username, actor="cli")
     print(f"removed {args.username}")
     return 0

@@ -216,3 +216,33 @@ def test_db_flag_overrides_the_environment(engine: Engine, db_url: str, tmp_path
     assert code == 0, err
     assert json.loads(out) == []
     assert store_snapshot(engine) == before
+
+
+# ``-X importtime`` would not do: it leaves out modules loaded through importlib, as cli.py
+# loads the cli_*.py modules.
+_LOADED_BY_CLI = """import json, runpy, sys
+try:
+    runpy.run_module("analytics", run_name="__main__", alter_sys=True)
+except SystemExit as stop:
+    assert not stop.code, stop.code
+print(json.dumps(sorted(sys.modules)))"""
+
+
+def _loaded(code: str, *args: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after running ``code`` with ``args``."""
+    done = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+def test_a_report_imports_its_own_code_and_no_other_commands(engine: Engine, db_url: str) -> None:
+    """Every command loads every ``cli_*.py``, so one that imports its feature at the top
+    slows every report (issue #9), as does Alembic on a store that needs no upgrade. A report
+    loads what ``spend_with_estimates`` and the output need, and of the rest only the CLI."""
+    report = _loaded(_LOADED_BY_CLI, "report", "spend", "--by", "project", "--db", db_url)
+    needed = _loaded("import json, sys, analytics.spend_estimates, analytics.exports; "
+                     "print(json.dumps(sorted(sys.modules)))")
+    ours = {m for m in report - needed if m.split(".")[0] in ("analytics", "alembic")}
+    assert "analytics.cli_forecast" in ours
+    assert sorted(m for m in ours if not m.startswith("analytics.cli")) == []
