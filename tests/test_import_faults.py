@@ -141,7 +141,7 @@ def test_killed_import_process_leaves_the_store_as_it_was(tmp_path: Path) -> Non
     engine = get_engine(url)
     try:
         before = _seeded(engine, tmp_path)
-        big = write(tmp_path, "big.csv", _usage(range(0, 40), 3000))  # 120,000 rows
+        big = write(tmp_path, "big.csv", _usage(range(0, 40), 10_000))  # 400,000 rows
         proc = subprocess.Popen(_cli("import", str(big), "--db", url), cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
@@ -149,17 +149,17 @@ def test_killed_import_process_leaves_the_store_as_it_was(tmp_path: Path) -> Non
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the import never started writing"
             time.sleep(0.02)
-        time.sleep(1.0)
-        assert proc.poll() is None, "the import finished before it could be killed"
+        time.sleep(0.3)
+        assert _write_locked(db_file), "the import committed before it could be killed"
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         assert proc.returncode == -signal.SIGKILL
         assert store_snapshot(engine) == before
         [again] = import_sources(engine, [("big.csv", big)])
-        assert again.ok and again.rows == 120_000
+        assert again.ok and again.rows == 400_000
         assert len(import_history(engine)) == 3
         assert int(spend(engine, SYSTEM, "provider")["input_tokens"].iloc[0]) == _usage_truth(
-            range(0, 40), 3000)
+            range(0, 40), 10_000)
     finally:
         dispose_engine(url)
 

@@ -34,7 +34,7 @@ from analytics.importers.base import USAGE_STORED as STORED
 # near 40 MB, and blocks are then joined into batches of ``_ROWS`` to spread the per-batch
 # Python work.
 _BLOCK = 1 << 20
-_ROWS = 65_536
+_ROWS = 32_768
 _TEXT = ("project_id", "user_id", "api_key_id", "model", "service_tier")
 _COUNTS = (("input_tokens", "input_tokens"), ("cached_input_tokens", "input_cached_tokens"),
            ("output_tokens", "output_tokens"), ("requests", "num_model_requests"))
