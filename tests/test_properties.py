@@ -29,8 +29,10 @@ from analytics import retention
 from analytics.access import SYSTEM
 from analytics.demo import COST_HEADER_V2, USAGE_HEADER, simulate, write_exports
 from analytics.importers import ImportFailure, ParsedFile, parse_sources
+from analytics.importers.base import FastPathDeclined
 from analytics.ingest import import_sources
 from analytics.queries import spend, total_cost
+from analytics.usage_columns import STORED, batch_from_rows
 from tests.conftest import SHARED_SAMPLES
 from tests.test_import_errors import (
     COST_HEADER_V1,
@@ -42,11 +44,13 @@ from tests.test_import_errors import (
     usage_csv,
     usage_row,
 )
+from tests.test_usage_bulk import rollup_and_usage_sums
 
 FAST = settings(max_examples=8, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
-FACT_TABLES = ("usage", "cost", "imports", "projects", "api_keys", "audit_log", "settings")
+FACT_TABLES = ("usage", "usage_daily", "cost", "imports", "projects", "api_keys", "audit_log",
+               "settings")
 
 
 def _clear(engine: Engine) -> None:
@@ -203,6 +207,10 @@ def test_import_delete_reimport_sequences_match_the_model(engine: Engine) -> Non
             self.model.purged(first_kept)
 
         @invariant()
+        def rollup_equals_usage(self) -> None:
+            assert rollup_and_usage_sums(engine) == (True, True)
+
+        @invariant()
         def totals_agree(self) -> None:
             assert total_cost(engine, SYSTEM) == self.model.total("cost")
             usage = spend(engine, SYSTEM, "provider")
@@ -244,7 +252,50 @@ FUZZ = settings(max_examples=_LONG or 60, deadline=None, derandomize=not _LONG)
 @given(st.lists(st.lists(CELL, min_size=len(USAGE_HEADER), max_size=len(USAGE_HEADER)),
                 max_size=4))
 def test_fuzz_usage_csv(rows: list[list[str]]) -> None:
-    _consume("usage.csv", csv_text(USAGE_HEADER, rows).encode("utf-8", "surrogatepass"))
+    data = csv_text(USAGE_HEADER, rows).encode("utf-8", "surrogatepass")
+    _consume("usage.csv", data)
+    _fast_reader_agrees("usage.csv", data)
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.dictionaries(
+    st.integers(0, len(USAGE_HEADER) - 1), CELL, max_size=2)), max_size=5))
+def test_fuzz_nearly_valid_usage_csv_reads_the_same_fast(
+        rows: list[tuple[int, int, dict[int, str]]]) -> None:
+    """Real rows with a cell or two changed: the fast reader meets mostly valid files here."""
+    built = []
+    for day, key, changes in rows:
+        row = usage_row(DAY + timedelta(days=day), key=f"key_{key}")
+        for column, value in changes.items():
+            row[column] = value
+        built.append(row)
+    _fast_reader_agrees("usage.csv",
+                        csv_text(USAGE_HEADER, built).encode("utf-8", "surrogatepass"))
+
+
+def _fast_reader_agrees(name: str, data: bytes) -> None:
+    """The fast columnar reader either declines or yields exactly the row reader's rows; it
+    never accepts a file the row reader refuses."""
+    [slow] = parse_sources([(name, data)])
+    if not isinstance(slow, ParsedFile):
+        return  # refused from its header: no reader runs
+    try:
+        expected = sorted(tuple(row[1:]) for row in slow.rows)
+    except ImportFailure:
+        expected = None
+    [fast] = parse_sources([(name, data)])
+    try:
+        batches = [batch for batch, _ in fast.columnar()]
+    except FastPathDeclined:
+        return
+    assert expected is not None, "the fast reader accepted a file the row reader refuses"
+    moments: dict = {}
+    got = sorted(tuple(row) for batch in batches for row in zip(
+        *(batch[c].to_pylist() for c in STORED), strict=True))
+    want = sorted(tuple(row) for row in zip(*(
+        batch_from_rows([(0, *r) for r in expected], moments)[0][c].to_pylist()
+        for c in STORED), strict=True)) if expected else []
+    assert got == want
 
 
 @FUZZ

@@ -114,13 +114,27 @@ def _counts(column: pa.Array) -> pa.Array:
     return pa.array(numbers.astype(np.int64))
 
 
+def _buckets(batch: pa.RecordBatch) -> tuple[pa.DictionaryArray, list[tuple[str, str]]]:
+    """Each row's bucket as an index into the distinct (start_time, end_time) pairs, and the
+    pairs."""
+    starts = pc.dictionary_encode(batch.column("start_time"))
+    ends = pc.dictionary_encode(batch.column("end_time"))
+    width = len(ends.dictionary)
+    codes = (starts.indices.to_numpy().astype(np.int64) * width
+             + ends.indices.to_numpy().astype(np.int64))
+    distinct, index = np.unique(codes, return_inverse=True)
+    pairs = list(zip(starts.dictionary.take(pa.array(distinct // width)).to_pylist(),
+                     ends.dictionary.take(pa.array(distinct % width)).to_pylist(), strict=True))
+    rows = pa.DictionaryArray.from_arrays(pa.array(index.astype(np.int32)),
+                                          pa.array(np.arange(len(pairs))))
+    return rows, pairs
+
+
 def _convert(batch: pa.RecordBatch, kind: str, cov: Coverage, parser: FieldParser,
              flags: dict[str, bool]) -> pa.Table | None:
-    buckets = pc.dictionary_encode(pc.binary_join_element_wise(
-        batch.column("start_time"), batch.column("end_time"), "\n"))
+    buckets, pairs = _buckets(batch)
     days, starts, ends = [], [], []
-    for pair in buckets.dictionary.to_pylist():
-        start_text, end_text = pair.split("\n")
+    for start_text, end_text in pairs:
         start, end, day = parser.bucket(start_text.strip(), end_text.strip(), 0)
         cov.days.add(day)
         days.append(day.isoformat())
