@@ -7,29 +7,15 @@ import argparse
 import json
 import sys
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from analytics import exports
 from analytics.access import SYSTEM, Principal
-from analytics.alerts import checks_frame, run_check
-from analytics.budget_store import (
-    budget_for,
-    budget_to_dict,
-    delete_budget,
-    list_budgets,
-    save_budget,
-)
-from analytics.budgets import (
-    DEFAULT_THRESHOLDS,
-    Budget,
-    BudgetError,
-    Threshold,
-    budget_status,
-)
 from analytics.cli import _day
-from analytics.forecasting import forecast_scope
-from analytics.org import anchor_day
 from analytics.store import get_engine
+
+if TYPE_CHECKING:
+    from analytics.budgets import Threshold
 
 ALERT_EXIT = 3
 
@@ -91,6 +77,11 @@ def _scope(args: argparse.Namespace) -> str:
 
 
 def _forecast(args: argparse.Namespace) -> int:
+    from analytics.budget_store import budget_for, list_budgets
+    from analytics.budgets import budget_status
+    from analytics.forecasting import forecast_scope
+    from analytics.org import anchor_day
+
     engine = get_engine(args.db)
     scope = _scope(args)
     budget = budget_for(list_budgets(engine, SYSTEM), scope, args.period)
@@ -131,6 +122,8 @@ def _forecast(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from analytics.budget_store import budget_to_dict, list_budgets
+
     budgets = [budget_to_dict(b) for b in list_budgets(get_engine(args.db), SYSTEM)]
     if args.format == "json":
         print(json.dumps(budgets, indent=2))
@@ -147,6 +140,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _threshold(text: str) -> Threshold:
+    from analytics.budgets import BudgetError, Threshold
+
     pct, sep, action = text.partition(":")
     try:
         value = int(pct.strip().rstrip("%"))
@@ -158,6 +153,8 @@ def _threshold(text: str) -> Threshold:
 
 
 def _decimal(text: str, what: str) -> Decimal:
+    from analytics.budgets import BudgetError
+
     try:
         value = Decimal(text.replace(",", "").lstrip("$"))
     except InvalidOperation:
@@ -168,6 +165,10 @@ def _decimal(text: str, what: str) -> Decimal:
 
 
 def _add(args: argparse.Namespace) -> int:
+    from analytics.budget_store import save_budget
+    from analytics.budgets import DEFAULT_THRESHOLDS, Budget
+    from analytics.org import anchor_day
+
     engine = get_engine(args.db)
     thresholds = (tuple(_threshold(t) for t in args.threshold) if args.threshold
                   else DEFAULT_THRESHOLDS)
@@ -182,12 +183,16 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
+    from analytics.budget_store import delete_budget
+
     delete_budget(get_engine(args.db), Principal(args.user, "owner", None), args.name)
     print(f"removed budget '{args.name}'")
     return 0
 
 
 def _check(args: argparse.Namespace) -> int:
+    from analytics.alerts import checks_frame, run_check
+
     run = run_check(get_engine(args.db), SYSTEM, args.as_of, send=not args.no_send)
     if args.format == "json":
         print(exports.to_json(checks_frame(run.checks)))

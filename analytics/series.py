@@ -12,7 +12,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, delete, func, select
 
 from analytics.access import Principal
-from analytics.queries import projects, spend
+from analytics.queries import billed_cost, projects
 from analytics.store import ImportRecord, Setting
 
 
@@ -35,7 +35,7 @@ def daily_spend(engine: Engine, principal: Principal, scope: str = "org",
     ids = scope_projects(engine, principal, scope)
     if ids == []:
         return pd.Series(dtype="float64")
-    frame = spend(engine, principal, "day", start, end, project=ids)
+    frame = billed_cost(engine, principal, "day", start, end, project=ids)
     if frame.empty:
         return pd.Series(dtype="float64")
     values = frame["cost_usd"].map(lambda v: float(v) if v is not None else 0.0)
@@ -49,7 +49,7 @@ def daily_spend(engine: Engine, principal: Principal, scope: str = "org",
 def daily_spend_by_project(engine: Engine, principal: Principal, start: date | None = None,
                            end: date | None = None) -> pd.DataFrame:
     """Billed dollars per day and project, wide (one column per project id), zeros filled."""
-    frame = spend(engine, principal, ["day", "project"], start, end)
+    frame = billed_cost(engine, principal, ["day", "project"], start, end)
     if frame.empty:
         return pd.DataFrame()
     frame["cost"] = frame["cost_usd"].map(lambda v: float(v) if v is not None else 0.0)

@@ -241,14 +241,13 @@ def _paths(engine: Engine, url: str) -> list[tuple[str, Callable[[], Any], float
                   None, forecasting.clear_cache, "cache cleared each run"))
     ids = queries.projects(engine, SYSTEM)["project_id"].tolist()[:FORECAST_PROJECTS]
 
-    def all_projects() -> None:
-        for pid in ids:
-            forecasting.forecast_scope(engine, SYSTEM, f"project:{pid}")
+    def all_projects() -> None:  # as the Forecast page asks: one batch, forecast in parallel
+        forecasting.forecast_scopes(engine, SYSTEM, [f"project:{pid}" for pid in ids])
 
-    note = f"{len(ids)} projects, cache cleared each run"
+    note = f"{len(ids)} projects in one forecast_scopes call, cache cleared each run"
     if len(ids) < FORECAST_PROJECTS:  # the generated org has fewer: judge the per-50 rate
         note += f"; target scaled to {len(ids)}/{FORECAST_PROJECTS}"
-    found.append((f"forecast_scope x{len(ids)} projects", all_projects,
+    found.append((f"forecast_scopes x{len(ids)} projects", all_projects,
                   TARGET_FORECASTS_S * len(ids) / FORECAST_PROJECTS, forecasting.clear_cache,
                   note))
     cli = [sys.executable, "-m", "analytics", "report", "spend", "--by", "project", "--db", url]

@@ -27,15 +27,16 @@ def test_constant_spend_forecasts_the_exact_total(method):
     assert not r.rough
 
 
-def test_shipped_method_fits_prophet_and_lands_on_the_total(monkeypatch):
+def test_shipped_method_fits_prophet_once_and_lands_on_the_total(monkeypatch):
     fits = []
     real_fit = forecast_module._fit_prophet
     monkeypatch.setattr(
         forecast_module, "_fit_prophet", lambda *a, **k: fits.append(a) or real_fit(*a, **k)
     )
     r = forecast_period_end(constant(100.0, "2025-12-01", "2026-03-10"), MARCH, MAR_10)
-    # Now and at day 10 of February and January (December's day 10 has too little history).
-    assert len(fits) == 3
+    # One real fit, on the data to 10 March: the band replays only the weekly part in past
+    # periods, so calibrating it refits nothing.
+    assert [last_day for _, last_day in fits] == [MAR_10]
     assert r.method == "shipped"
     assert r.forecast == pytest.approx(3100.0, rel=0.01)
     assert r.low <= 3100.0 <= r.high
@@ -47,6 +48,22 @@ def test_shipped_method_fits_prophet_and_lands_on_the_total(monkeypatch):
     assert path["expected_cumulative"].iloc[0] == pytest.approx(1100.0, rel=0.01)
     assert path["expected_cumulative"].iloc[-1] == pytest.approx(r.forecast)
     assert path["high_cumulative"].iloc[-1] == pytest.approx(r.high)
+
+
+def test_the_band_is_as_wide_as_the_series_own_past_errors():
+    days = pd.date_range("2025-03-01", "2026-03-10")
+    steady = pd.Series(100.0, index=days)
+    # The level jumps at random every ten days: forecasts made on day 10 of past months were
+    # far off, so this month's band must be far wider than a steady series' band.
+    levels = np.random.default_rng(3).lognormal(0.0, 0.5, len(days) // 10 + 1)
+    jumpy = pd.Series(100.0 * levels[np.arange(len(days)) // 10], index=days)
+    width = {}
+    for name, series in (("steady", steady), ("jumpy", jumpy)):
+        r = forecast_period_end(series, MARCH, MAR_10)
+        assert r.low <= r.forecast <= r.high
+        width[name] = (r.high - r.low) / (r.forecast - r.actual_to_date)
+    assert width["steady"] < 0.3
+    assert width["jumpy"] > 3 * width["steady"]
 
 
 @pytest.mark.parametrize("method", ["runrate", "weekly"])

@@ -21,6 +21,7 @@ from analytics.forecasting import (
     clear_cache,
     cumulative_actual,
     forecast_scope,
+    forecast_scopes,
     scenario_forecast,
 )
 from analytics.org import set_anchor_day
@@ -97,11 +98,44 @@ def test_forecasts_are_cached_per_data_version_and_principal(flat, tmp_path):
 def test_an_import_changes_the_answer_at_once(tmp_path):
     engine = get_engine(f"sqlite:///{tmp_path / 'grow.db'}")
     load(engine, flat_org(date(2026, 8, 1), date(2026, 9, 20), {DEV: Decimal("10")}))
-    before = forecast_scope(engine, SYSTEM, "org", as_of=date(2026, 9, 20))
-    load(engine, flat_org(date(2026, 9, 1), date(2026, 9, 20), {DEV: Decimal("20")}))
-    after = forecast_scope(engine, SYSTEM, "org", as_of=date(2026, 9, 20))
-    assert (before.actual_to_date, after.actual_to_date) == (200.0, 400.0)
+    scopes = ["org", f"project:{DEV}", f"project:{PROD}"]
+    before = forecast_scopes(engine, SYSTEM, scopes, as_of=date(2026, 9, 20))
+    line = cumulative_actual(engine, SYSTEM, "org", before["org"])
+    assert isinstance(before[f"project:{PROD}"], ForecastError), "Prod has no spend yet"
+    load(engine, flat_org(date(2026, 9, 1), date(2026, 9, 20), {DEV: Decimal("20"),
+                                                                 PROD: Decimal("5")}))
+    after = forecast_scopes(engine, SYSTEM, scopes, as_of=date(2026, 9, 20))
+    assert [r.actual_to_date for r in (before["org"], before[f"project:{DEV}"])] == [200.0, 200.0]
+    assert [r.actual_to_date for r in after.values()] == [500.0, 400.0, 100.0]
+    # The chart's actual line is cached with the forecast, and refreshed with it.
+    assert (line.iloc[-1], cumulative_actual(engine, SYSTEM, "org", after["org"]).iloc[-1]) \
+        == (200.0, 500.0)
     dispose_engine(f"sqlite:///{tmp_path / 'grow.db'}")
+
+
+def test_many_scopes_at_once_match_one_by_one_and_add_up(flat):
+    """The page's batch (read in one query, forecast in worker processes) gives what the CLI's
+    one-scope call gives, and the projects' forecasts add up to the org's."""
+    scopes = ["org", f"project:{DEV}", f"project:{PROD}", "env:Staging"]
+    clear_cache()
+    many = forecast_scopes(flat, SYSTEM, scopes)
+    assert list(many) == scopes
+    assert isinstance(many["env:Staging"], ForecastError)
+    clear_cache()
+    for scope in scopes[:3]:
+        one = forecast_scope(flat, SYSTEM, scope)
+        assert (one.forecast, one.low, one.high) == (many[scope].forecast, many[scope].low,
+                                                     many[scope].high), scope
+    org, dev, prod = (many[s] for s in scopes[:3])
+    assert org.actual_to_date == dev.actual_to_date + prod.actual_to_date
+    assert org.forecast == pytest.approx(dev.forecast + prod.forecast, rel=0.01)
+    assert forecast_scopes(flat, SYSTEM, scopes[:3])["org"] is forecast_scope(flat, SYSTEM)
+
+
+def test_a_batch_refuses_a_project_the_user_cannot_see(flat):
+    scoped = Principal("sam", "reader", frozenset({DEV}))
+    with pytest.raises(AccessDenied):
+        forecast_scopes(flat, scoped, [f"project:{DEV}", f"project:{PROD}"])
 
 
 def test_cumulative_actual_is_the_period_so_far(flat):
