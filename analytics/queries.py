@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 
 from analytics.access import AccessDenied, Principal
-from analytics.store import ApiKey, Cost, ImportRecord, Project, Usage, UsageDaily
+from analytics.store import ApiKey, Cost, ImportRecord, Project, Usage
 
 DIMENSIONS = ("project", "model", "api_key", "user", "provider", "day", "week", "month")
 TOKEN_COLUMNS = ("input_tokens", "cached_input_tokens", "output_tokens", "requests")
@@ -111,19 +111,8 @@ def _cost_query(dims: list[str], dialect: str, conds: list[ColumnElement[bool]])
             .group_by(*keys))
 
 
-# Groupings the daily rollup can answer (it has no user, key or time of day).
-_ROLLUP_DIMENSIONS = frozenset({"project", "model", "provider", "day", "week", "month"})
-
-
-def usage_source(dims: Sequence[str]) -> Any:
-    """The table to sum usage from: the daily rollup when it holds every grouping asked for
-    (thousands of rows instead of millions of buckets), the buckets otherwise."""
-    return (UsageDaily.__table__ if _ROLLUP_DIMENSIONS.issuperset(dims)
-            else Usage.__table__)
-
-
 def _usage_query(dims: list[str], dialect: str, conds: list[ColumnElement[bool]]) -> Select:
-    usage = usage_source(dims)
+    usage = Usage.__table__
     keys = [_dimension(usage, d, dialect).label(d) for d in dims]
     sums = [func.sum(usage.c[c]).label(c) for c in TOKEN_COLUMNS]
     return select(*keys, *sums).where(*conds).group_by(*keys)
@@ -147,7 +136,7 @@ def spend(engine: Engine, principal: Principal, by: str | Sequence[str],
         cost_rows = conn.execute(_cost_query(
             dims, dialect, _filters(Cost.__table__, start, end, projects, provider))).all()
         usage_rows = conn.execute(_usage_query(
-            dims, dialect, _filters(usage_source(dims), start, end, projects, provider))).all()
+            dims, dialect, _filters(Usage.__table__, start, end, projects, provider))).all()
     cost_df = rows_frame(cost_rows, [*dims, "cost_usd"])
     usage_df = rows_frame(usage_rows, [*dims, *TOKEN_COLUMNS])
     for frame in (cost_df, usage_df):
@@ -278,8 +267,7 @@ def usage_for_pricing(engine: Engine, principal: Principal, start: date | None =
     ``extra`` columns of the usage table (e.g. ``api_key_id``), for estimating cost;
     ``where``: more conditions on the usage table's columns."""
     projects = visible_projects(engine, principal, project)
-    # The rollup holds every pricing key; extra columns or conditions need the buckets.
-    usage = Usage.__table__ if extra or where else UsageDaily.__table__
+    usage = Usage.__table__
     keys = [usage.c[k] for k in (*PRICING_KEYS, *[e for e in extra if e not in PRICING_KEYS])]
     sums = [func.sum(usage.c[c]).label(c) for c in TOKEN_COLUMNS]
     query = select(*keys, *sums).where(*_filters(usage, start, end, projects, None),

@@ -20,8 +20,7 @@ from analytics import audit
 from analytics.access import AccessDenied, Principal
 from analytics.ingest import fact_transaction
 from analytics.series import bump_data_version
-from analytics.store import Cost, ImportRecord, Usage, UsageDaily
-from analytics.usage_rollup import rebuild_days
+from analytics.store import Cost, ImportRecord, Usage
 
 MAX_MONTHS = 1200
 
@@ -91,7 +90,6 @@ def purge_older_than(engine: Engine, principal: Principal, months: int,
     with fact_transaction(engine) as conn:
         removed = _count_before(conn, first_kept)
         conn.execute(delete(Usage).where(Usage.day < first_kept))
-        conn.execute(delete(UsageDaily).where(UsageDaily.day < first_kept))
         conn.execute(delete(Cost).where(Cost.day < first_kept))
         audit.record(conn, principal.username, "data.purge", f"days before {first_kept}",
                      {"usage_rows": removed.usage_rows, "cost_rows": removed.cost_rows},
@@ -130,10 +128,7 @@ def delete_import(engine: Engine, principal: Principal, import_id: int) -> Remov
     with fact_transaction(engine) as conn:
         record = _import_row(conn, import_id)
         removed = _count_of_import(conn, import_id)
-        days = conn.execute(select(Usage.day).where(Usage.import_id == import_id)
-                            .distinct()).scalars().all()
         conn.execute(delete(Usage).where(Usage.import_id == import_id))
-        rebuild_days(conn, sorted(days))
         conn.execute(delete(Cost).where(Cost.import_id == import_id))
         conn.execute(delete(ImportRecord).where(ImportRecord.id == import_id))
         audit.record(conn, principal.username, "import.delete", f"import #{import_id}", {

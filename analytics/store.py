@@ -163,36 +163,6 @@ class Usage(Base):
     )
 
 
-# What the daily rollup keeps of a usage row: everything but the bucket's time of day, the
-# user and the API key.
-ROLLUP_KEY = ("provider", "kind", "day", "project_id", "model", "batch", "service_tier")
-
-
-class UsageDaily(Base):
-    """Usage summed per day, project and model (and batch, tier): the rollup the importer
-    keeps, so spend by project, model, day or month reads thousands of rows, not millions of
-    buckets. It always equals ``usage`` summed (``analytics/usage_rollup.py``)."""
-
-    __tablename__ = "usage_daily"
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
-                                    primary_key=True, autoincrement=True)
-    provider: Mapped[str] = mapped_column(String(32))
-    kind: Mapped[str] = mapped_column(String(32))
-    day: Mapped[date] = mapped_column(Date)
-    project_id: Mapped[str] = mapped_column(String(128))
-    model: Mapped[str] = mapped_column(String(128))
-    batch: Mapped[bool] = mapped_column(Boolean)
-    service_tier: Mapped[str] = mapped_column(String(32))
-    input_tokens: Mapped[int] = mapped_column(BigInteger)
-    cached_input_tokens: Mapped[int] = mapped_column(BigInteger)
-    output_tokens: Mapped[int] = mapped_column(BigInteger)
-    requests: Mapped[int] = mapped_column(BigInteger)
-    __table_args__ = (
-        UniqueConstraint(*ROLLUP_KEY, name="uq_usage_daily"),
-        Index("ix_usage_daily_day_project", "day", "project_id"),
-    )
-
-
 COST_KEY = (
     "provider", "day", "org_level", "project_id", "api_key_id", "user_id", "line_item", "currency",
 )

@@ -12,9 +12,7 @@ SQLite and ``COPY`` on PostgreSQL, carrying its natural-key hash (``usage_column
 2. a row that repeats inside the file (same 128-bit key fingerprint) refuses the file,
    naming both lines;
 3. the other stored rows of the file's scope (its provider and kind of data, days and
-   projects) are counted against the file's keys (replaced, or new) and deleted;
-4. the file's daily sums, added up batch by batch, replace the scope's rows in the daily
-   rollup (``usage_rollup``).
+   projects) are counted against the file's keys (replaced, or new) and deleted.
 
 Rows stored before this import are those with an ``id`` up to the largest one at its start
 (the write lock keeps other writers out): unlike ``import_id``, the ``id`` sits in every
@@ -49,7 +47,6 @@ from analytics.importers import ImportFailure, ParsedFile
 from analytics.importers.base import FastPathDeclined, text_problem
 from analytics.store import Usage
 from analytics.usage_columns import COUNT_COLUMNS, STORED, batch_from_rows, key_hashes
-from analytics.usage_rollup import DailySums, replace_scope
 
 CHUNK = 20_000  # rows per batch when packing rows from a row-by-row reader
 Batch = tuple[pa.Table, np.ndarray | None]  # columns, and their lines when the reader knows them
@@ -69,7 +66,6 @@ class _Written:
         self.lines: list[np.ndarray] = []
         self.matched = 0
         self.kept: list[np.ndarray] = []
-        self.sums = DailySums()
 
     def all(self, parts: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
         return np.concatenate(parts) if parts else np.empty(shape, dtype=np.int64)
@@ -79,11 +75,7 @@ def write_usage(conn: Connection, parsed: ParsedFile, import_id: int) -> tuple[i
     """Write the file's rows under ``import_id`` and retire what they replace: (new, replaced)."""
     newest_before = conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM usage")).scalar_one()
     written = _write_preferring_columns(conn, parsed, import_id, newest_before)
-    counts = _retire_replaced(conn, parsed, import_id, newest_before, written)
-    cov = parsed.coverage
-    replace_scope(conn, cov.days, cov.projects, parsed.provider, parsed.usage_kind,
-                  written.sums)
-    return counts
+    return _retire_replaced(conn, parsed, import_id, newest_before, written)
 
 
 def _write_preferring_columns(conn: Connection, parsed: ParsedFile, import_id: int,
@@ -122,7 +114,6 @@ def _write(conn: Connection, parsed: ParsedFile, import_id: int, newest_before: 
         _check_text(batch, lines, checked, parsed)
         fingerprints = key_hashes(batch)
         written.fingerprints.append(fingerprints)
-        written.sums.add(batch)
         if lines is not None:
             written.lines.append(lines)
         if not newest_before:

@@ -14,26 +14,11 @@ from analytics.importers import parse_sources
 from analytics.importers.base import FastPathDeclined
 from analytics.ingest import import_parsed, import_sources
 from analytics.queries import spend
-from analytics.retention import delete_import, purge_older_than
-from analytics.store import ROLLUP_KEY
 from tests.test_import_errors import DAY, USAGE_HEADER, csv_text, empty_bucket_row, usage_row
 
 _STORED = ("provider, kind, day, bucket_start, bucket_end, project_id, user_id, api_key_id, "
            "model, batch, service_tier, input_tokens, cached_input_tokens, output_tokens, "
            "requests, key_hash")
-
-
-def rollup_and_usage_sums(engine: Engine) -> tuple[bool, bool]:
-    """(the daily rollup equals usage summed per day, project, model, batch and tier; and it
-    holds something exactly when usage does)."""
-    key = ", ".join(ROLLUP_KEY)
-    sums = "SUM(input_tokens), SUM(cached_input_tokens), SUM(output_tokens), SUM(requests)"
-    with engine.connect() as conn:
-        from_usage = sorted(map(tuple, conn.execute(text(
-            f"SELECT {key}, {sums} FROM usage GROUP BY {key}")).all()))
-        from_rollup = sorted(map(tuple, conn.execute(text(
-            f"SELECT {key}, {sums} FROM usage_daily GROUP BY {key}")).all()))
-    return from_usage == from_rollup, bool(from_usage) == bool(from_rollup)
 
 
 def _rows(engine: Engine) -> list[tuple]:
@@ -129,26 +114,3 @@ def test_a_changed_reimport_keeps_identical_rows_and_replaces_the_rest(engine: E
     total = spend(engine, SYSTEM, "day")["input_tokens"].sum()
     assert total == 11 * 1000 + 7777 + 1000 + 1000  # the other file's day is untouched
 
-
-def test_the_daily_rollup_follows_every_write_of_usage(engine: Engine) -> None:
-    """Imports, overlapping and changed re-imports, a file without usage, deleting an import
-    and purging old months: the rollup always equals usage summed."""
-    def export(days: range, keys: int, tokens: str = "1000.0") -> bytes:
-        return csv_text(USAGE_HEADER, [
-            usage_row(DAY + timedelta(days=d), project=f"proj_{k % 2}", key=f"key_{k}",
-                      model=("gpt-5", "gpt-4o")[k % 2], batch=("True", "False")[d % 2],
-                      input_tokens=tokens) for d in days for k in range(keys)]).encode()
-
-    steps = [("a.csv", export(range(0, 10), 4)), ("b.csv", export(range(5, 15), 3)),
-             ("a2.csv", export(range(0, 10), 4, "2000.0")),
-             ("empty.csv", csv_text(USAGE_HEADER, [empty_bucket_row(DAY)]).encode())]
-    for name, content in steps:
-        [result] = import_sources(engine, [(name, content)])
-        assert result.ok, result.error
-        assert rollup_and_usage_sums(engine) == (True, True), name
-    delete_import(engine, SYSTEM, result.import_id - 1)  # a2.csv
-    assert rollup_and_usage_sums(engine) == (True, True)
-    purge_older_than(engine, SYSTEM, 1, DAY + timedelta(days=7 + 31))
-    assert rollup_and_usage_sums(engine) == (True, True)
-    with engine.connect() as conn:
-        assert conn.execute(text("SELECT MIN(day) FROM usage_daily")).scalar() is not None
