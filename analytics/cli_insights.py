@@ -10,8 +10,6 @@ import sys
 from analytics import exports
 from analytics.access import SYSTEM, Principal
 from analytics.cli import _day
-from analytics.insights import find_insights, findings_frame, report_dict
-from analytics.keys import add_note, key_inventory, rotation_checklist
 from analytics.store import get_engine
 
 _FORMATS = ("table", "csv", "json")
@@ -48,6 +46,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def _insights(args: argparse.Namespace) -> int:
+    from analytics.insights import find_insights, findings_frame, report_dict
+
     report = find_insights(get_engine(args.db), SYSTEM, args.start, args.end)
     if report is None:
         print("No data in the store yet: import usage exports first.", file=sys.stderr)
@@ -69,6 +69,8 @@ def _insights(args: argparse.Namespace) -> int:
 
 
 def _keys_list(args: argparse.Namespace) -> int:
+    from analytics.keys import key_inventory
+
     frame = key_inventory(get_engine(args.db), SYSTEM)
     if args.stale:
         frame = frame[frame["stale"]]
@@ -80,6 +82,8 @@ def _keys_list(args: argparse.Namespace) -> int:
 
 
 def _keys_note(args: argparse.Namespace) -> int:
+    from analytics.keys import add_note
+
     writer = Principal(args.user, "owner", None)
     add_note(get_engine(args.db), writer, args.key, args.owner, args.service, args.note,
              args.provider)
@@ -88,6 +92,8 @@ def _keys_note(args: argparse.Namespace) -> int:
 
 
 def _keys_checklist(args: argparse.Namespace) -> int:
+    from analytics.keys import rotation_checklist
+
     steps = rotation_checklist(get_engine(args.db), SYSTEM, args.key, args.provider)
     for row in steps.itertuples(index=False):
         print(f"{row.step}. {row.action} — {row.detail}")

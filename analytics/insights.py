@@ -20,14 +20,15 @@ Thresholds are named constants below, each with the reason for its value.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import bisect
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, Integer, and_, func, select
+from sqlalchemy import ColumnElement, Engine, Integer, and_, func, select
 
 from analytics import anomaly
 from analytics.access import Principal
@@ -41,7 +42,6 @@ from analytics.queries import (
     TOKEN_COLUMNS,
     data_range,
     rows_frame,
-    usage_for_pricing,
     visible_projects,
 )
 from analytics.store import Usage
@@ -175,44 +175,25 @@ def _width_seconds(usage: Any, dialect: str) -> Any:
     return func.cast(func.extract("epoch", usage.c.bucket_end - usage.c.bucket_start), Integer)
 
 
-def intraday_usage(engine: Engine, principal: Principal, start: date, end: date) -> pd.DataFrame:
-    """Usage in buckets shorter than a day (hourly or minute exports), summed in SQL by
-    bucket and everything a price depends on, plus the key; ``width`` in seconds."""
+def _usage_sums(engine: Engine, principal: Principal, start: date, end: date,
+               keys: Sequence[Any], where: Sequence[ColumnElement[bool]] = ()) -> pd.DataFrame:
+    """Tokens and requests the principal may see from ``start`` to ``end``, summed in SQL by
+    ``keys`` (labelled usage columns, ``day`` and ``batch`` among them) over the rows that
+    ``where`` keeps. The one read behind the daily, intraday and empty-output frames, so
+    scoping and types are settled once: ``batch`` bool, counts int64, ``bucket_start`` (when
+    grouped by) datetime64."""
     usage = Usage.__table__
-    width = _width_seconds(usage, engine.dialect.name).label("width")
-    keys = [width, usage.c.bucket_start, *(usage.c[k] for k in PRICING_KEYS), usage.c.api_key_id]
+    conds = [usage.c.day >= start, usage.c.day <= end, *where]
     scope = visible_projects(engine, principal, None)
-    conds = [usage.c.day >= start, usage.c.day <= end, width < 86_400]
     if scope is not None:
         conds.append(usage.c.project_id.in_(scope))
     query = (select(*keys, *(func.sum(usage.c[c]).label(c) for c in TOKEN_COLUMNS))
              .where(and_(*conds)).group_by(*keys))
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    frame = rows_frame(rows, ["width", "bucket_start", *PRICING_KEYS, "api_key_id",
-                                        *TOKEN_COLUMNS])
-    frame["bucket_start"] = pd.to_datetime(frame["bucket_start"])
-    frame["day"] = pd.to_datetime(frame["day"]).dt.date
-    frame["batch"] = frame["batch"].astype(bool)
-    return _whole_counts(frame)
-
-
-def empty_output_usage(engine: Engine, principal: Principal, start: date,
-                       end: date) -> pd.DataFrame:
-    """Completions buckets with requests but not one output token, by day, price keys and
-    key: requests that produced nothing while their input was billed."""
-    usage = Usage.__table__
-    keys = [*(usage.c[k] for k in PRICING_KEYS), usage.c.api_key_id]
-    scope = visible_projects(engine, principal, None)
-    conds = [usage.c.day >= start, usage.c.day <= end, usage.c.kind == "completions",
-             usage.c.output_tokens == 0, usage.c.requests > 0]
-    if scope is not None:
-        conds.append(usage.c.project_id.in_(scope))
-    query = (select(*keys, *(func.sum(usage.c[c]).label(c) for c in TOKEN_COLUMNS))
-             .where(and_(*conds)).group_by(*keys))
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    frame = rows_frame(rows, [*PRICING_KEYS, "api_key_id", *TOKEN_COLUMNS])
+    frame = rows_frame(rows, [*(k.name for k in keys), *TOKEN_COLUMNS])
+    if "bucket_start" in frame:
+        frame["bucket_start"] = pd.to_datetime(frame["bucket_start"])
     frame["batch"] = frame["batch"].astype(bool)
     return _whole_counts(frame)
 
@@ -232,23 +213,73 @@ def _joined(values: pd.Series) -> str:
     return ", ".join(names) if len(names) <= 3 else f"{', '.join(names[:3])} (+{len(names) - 3})"
 
 
-def _daily_pair(frame: pd.DataFrame, now: str, then: str, then_label: str) -> pd.DataFrame:
-    """Chart rows (x, series, y): daily cost now against the cost after the change."""
-    daily = frame.groupby("day", as_index=False)[[now, then]].sum()
-    return pd.concat([
-        pd.DataFrame({"x": daily["day"], "series": "Now", "y": daily[now]}),
-        pd.DataFrame({"x": daily["day"], "series": then_label, "y": daily[then]}),
-    ], ignore_index=True)
+def _of_pairs(frame: pd.DataFrame, pairs: pd.Index) -> pd.DataFrame:
+    """The rows of ``frame`` whose (project_id, model) is one of ``pairs``, in their order."""
+    keys = pd.MultiIndex.from_arrays([frame["project_id"], frame["model"]])
+    return frame[keys.isin(pairs)]
 
 
-def _day_evidence(frame: pd.DataFrame, now: str, then: str, then_label: str) -> pd.DataFrame:
-    evidence = (frame.groupby(["day", "api_key_id", "model"], as_index=False)
+def _cost_after(ctx: _Context, rows: pd.DataFrame, changed: pd.DataFrame,
+                column: str) -> pd.DataFrame:
+    """``rows`` plus ``column``: the list price of ``changed``, the same rows after a change
+    (cached prompts, the Batch API), priced in one call for every candidate at once."""
+    after = estimate_cost(changed[_RAW], ctx.book)
+    return rows.assign(**{column: after["estimated_cost_usd"].to_numpy()})
+
+
+@dataclass(frozen=True)
+class _Saving:
+    """What one (project, model) saves in the window, with its evidence and daily chart."""
+
+    project_id: str
+    model: str
+    window_usd: float
+    api_keys: str
+    evidence: pd.DataFrame
+    chart: pd.DataFrame
+
+
+def _savings(ctx: _Context, frame: pd.DataFrame, now: str, then: str, then_label: str,
+             chart_label: str) -> list[_Saving]:
+    """The (project, model) pairs of ``frame`` whose dollars ``now`` minus ``then`` are worth
+    a finding. Sums, evidence (per day, key and model) and charts (now against ``then`` per
+    day) come from three group-bys over every pair at once: a loop per pair rescans the
+    frame, and at a million rows there are hundreds of pairs."""
+    pair = ["project_id", "model"]
+    totals = frame.groupby(pair)[[now, then]].sum()
+    saving = totals[now] - totals[then]
+    saving = saving[saving.map(ctx.worth_it)]  # one test per pair
+    if saving.empty:
+        return []
+    rows = _of_pairs(frame, saving.index)
+    evidence = (rows.groupby([*pair, "day", "api_key_id"], as_index=False)
                 .agg(requests=("requests", "sum"), input_tokens=("input_tokens", "sum"),
                      cached_input_tokens=("cached_input_tokens", "sum"),
                      output_tokens=("output_tokens", "sum"), now_usd=(now, "sum"),
-                     after_usd=(then, "sum")))
-    return evidence.rename(columns={"after_usd": then_label}).sort_values(
-        ["day", "api_key_id", "model"], ignore_index=True)
+                     after_usd=(then, "sum"))
+                .rename(columns={"after_usd": then_label}))
+    daily = rows.groupby([*pair, "day"], as_index=False)[[now, then]].sum()
+    charts = dict(iter(daily.groupby(pair)))
+    found = []
+    for (project_id, model), part in evidence.groupby(pair):
+        day = charts[(project_id, model)]
+        found.append(_Saving(
+            project_id, model, float(saving[(project_id, model)]), _joined(part["api_key_id"]),
+            part[["day", "api_key_id", "model", "requests", "input_tokens",
+                  "cached_input_tokens", "output_tokens", "now_usd", then_label]]
+            .reset_index(drop=True),
+            _two_lines(day["day"], "Now", day[now], chart_label, day[then])))
+    return found
+
+
+def _two_lines(x: Any, first: str, first_y: Any, second: str, second_y: Any) -> pd.DataFrame:
+    """Chart rows (x, series, y) of two series over the same x (arrays or Series), built
+    from plain arrays: thousands of findings may each need one, and frames built from
+    Series pay for index alignment every time."""
+    x = np.asarray(x)
+    return pd.DataFrame({"x": np.concatenate([x, x]),
+                         "series": np.repeat(np.array([first, second], dtype=object), len(x)),
+                         "y": np.concatenate([np.asarray(first_y), np.asarray(second_y)])})
 
 
 def _window_text(first: date, last: date) -> str:
@@ -272,21 +303,16 @@ def _migration_findings(ctx: _Context, usage: pd.DataFrame, targets: dict[str, s
             continue
         priced = reprice(rows, ctx.book, MigrationScenario(family, target, 1.0))
         priced = priced[priced["priced"]]
-        for (project_id, model), group in priced.groupby(["project_id", "model"]):
-            saving = float(group["baseline_usd"].sum() - group["scenario_usd"].sum())
-            if not ctx.worth_it(saving):
-                continue
-            monthly = ctx.monthly(saving)
-            title, action = describe(project_id, model, family, target)
-            label = f"{target}_usd"
+        for s in _savings(ctx, priced, "baseline_usd", "scenario_usd", f"{target}_usd",
+                          f"On {target}"):
+            title, action = describe(s.project_id, s.model, family, target)
             found.append(Finding(
-                kind=kind, title=title, action=action, monthly_usd=monthly,
-                window_usd=saving, project_id=project_id, project=ctx.name(project_id),
-                api_key=_joined(group["api_key_id"]), model=model,
+                kind=kind, title=title, action=action, monthly_usd=ctx.monthly(s.window_usd),
+                window_usd=s.window_usd, project_id=s.project_id,
+                project=ctx.name(s.project_id), api_key=s.api_keys, model=s.model,
                 window=_window_text(ctx.start, ctx.end), caveat=_MODEL_CAVEAT,
-                evidence=_day_evidence(group, "baseline_usd", "scenario_usd", label),
-                chart=_daily_pair(group, "baseline_usd", "scenario_usd", f"On {target}"),
-                chart_title=f"Daily cost of {model} in {ctx.name(project_id)}: now and on "
+                evidence=s.evidence, chart=s.chart,
+                chart_title=f"Daily cost of {s.model} in {ctx.name(s.project_id)}: now and on "
                             f"{target} (USD, list price)"))
     return found
 
@@ -318,22 +344,23 @@ def _smaller_sibling(family: str, provider: str, book: PriceBook, day: date) -> 
 def oversized_models(ctx: _Context, usage: pd.DataFrame) -> list[Finding]:
     """Short prompts with short answers on a flagship model: the classification and
     extraction pattern a mini model handles at a fraction of the price."""
-    rows = usage[~usage["fine_tuned"]
-                 & usage["family"].map(lambda f: capability_class(f) == "flagship")
-                 & usage["family"].map(lambda f: cheaper_alternative(f) is None)]
+    families = usage["family"].unique()
+    current_flagship = {f: capability_class(f) == "flagship" and cheaper_alternative(f) is None
+                        for f in families}  # per family, not per row
+    rows = usage[~usage["fine_tuned"] & usage["family"].map(current_flagship).astype(bool)]
     shape = rows.groupby(["project_id", "model"], as_index=False)[
         ["requests", "input_tokens", "output_tokens"]].sum()
     shape = shape[(shape["requests"] >= MIN_PATTERN_REQUESTS)
                   & (shape["input_tokens"] <= SHORT_PROMPT_TOKENS * shape["requests"])
                   & (shape["output_tokens"] <= SHORT_OUTPUT_TOKENS * shape["requests"])]
-    rows = rows.merge(shape[["project_id", "model"]], on=["project_id", "model"])
+    averages = shape.set_index(["project_id", "model"])
+    rows = _of_pairs(rows, averages.index)
     targets = {}
     for family, provider in rows[["family", "provider"]].drop_duplicates().itertuples(
             index=False):
         target = _smaller_sibling(family, provider, ctx.book, ctx.end)
         if target:
             targets[family] = target
-    averages = shape.set_index(["project_id", "model"])
 
     def describe(project_id: str, model: str, family: str, target: str) -> tuple[str, str]:
         project = ctx.name(project_id)
@@ -355,41 +382,38 @@ def prompt_caching(ctx: _Context, usage: pd.DataFrame) -> list[Finding]:
     """Long, frequent prompts with few cache hits: reorder prompts so the stable part comes
     first and the cache serves it at the cached-input price."""
     rows = usage[~usage["fine_tuned"] & usage["priced"]]
-    shape = rows.groupby(["project_id", "model"], as_index=False).agg(
+    shape = rows.groupby(["project_id", "model"]).agg(
         requests=("requests", "sum"), input_tokens=("input_tokens", "sum"),
         cached=("cached_input_tokens", "sum"), active_days=("day", "nunique"))
     shape = shape[(shape["input_tokens"] >= CACHE_MIN_PROMPT_TOKENS * shape["requests"])
                   & (shape["cached"] < CACHE_LOW_SHARE * shape["input_tokens"])
                   & (shape["requests"] >= CACHE_MIN_REQUESTS_PER_DAY * shape["active_days"])]
+    rows = _of_pairs(rows, shape.index)
+    if rows.empty:
+        return []
+    cached = np.maximum(rows["cached_input_tokens"],
+                        np.floor(rows["input_tokens"] * CACHE_TARGET_SHARE))
+    rows = _cost_after(ctx, rows, rows.assign(cached_input_tokens=cached), "with_cache_usd")
     found: list[Finding] = []
-    for item in shape.itertuples(index=False):
-        group = rows[(rows["project_id"] == item.project_id) & (rows["model"] == item.model)]
-        cached = np.maximum(group["cached_input_tokens"],
-                            np.floor(group["input_tokens"] * CACHE_TARGET_SHARE))
-        after = estimate_cost(group.assign(cached_input_tokens=cached)[_RAW], ctx.book)
-        group = group.assign(with_cache_usd=after["estimated_cost_usd"].to_numpy())
-        saving = float(group["estimated_cost_usd"].sum() - group["with_cache_usd"].sum())
-        if not ctx.worth_it(saving):
-            continue
-        monthly = ctx.monthly(saving)
-        project = ctx.name(item.project_id)
-        share = item.cached / item.input_tokens
+    for s in _savings(ctx, rows, "estimated_cost_usd", "with_cache_usd", "with_cache_usd",
+                      "With caching"):
+        item = shape.loc[(s.project_id, s.model)]
+        project = ctx.name(s.project_id)
+        share = item["cached"] / item["input_tokens"]
         found.append(Finding(
             kind="prompt_caching",
-            title=f"{item.model} prompts in {project} are long but {share:.0%} cached",
-            action=(f"Prompts average {item.input_tokens / item.requests:,.0f} tokens and "
-                    f"repeat ~{item.requests / item.active_days:,.0f} times a day. Put the "
-                    "stable part (system prompt, tools, examples) first and the variable part "
-                    "last, and keep that prefix byte-identical between requests."),
-            monthly_usd=monthly, window_usd=saving, project_id=item.project_id,
-            project=project, api_key=_joined(group["api_key_id"]), model=item.model,
+            title=f"{s.model} prompts in {project} are long but {share:.0%} cached",
+            action=(f"Prompts average {item['input_tokens'] / item['requests']:,.0f} tokens "
+                    f"and repeat ~{item['requests'] / item['active_days']:,.0f} times a day. "
+                    "Put the stable part (system prompt, tools, examples) first and the "
+                    "variable part last, and keep that prefix byte-identical between requests."),
+            monthly_usd=ctx.monthly(s.window_usd), window_usd=s.window_usd,
+            project_id=s.project_id, project=project, api_key=s.api_keys, model=s.model,
             window=_window_text(ctx.start, ctx.end),
             caveat=(f"Assumes {CACHE_TARGET_SHARE:.0%} of each prompt is a stable prefix the "
                     "cache can serve; caching starts at 1,024-token prompts."),
-            evidence=_day_evidence(group, "estimated_cost_usd", "with_cache_usd",
-                                   "with_cache_usd"),
-            chart=_daily_pair(group, "estimated_cost_usd", "with_cache_usd", "With caching"),
-            chart_title=f"Daily cost of {item.model} in {project}: now and with prompt "
+            evidence=s.evidence, chart=s.chart,
+            chart_title=f"Daily cost of {s.model} in {project}: now and with prompt "
                         "caching (USD, list price)"))
     return found
 
@@ -400,18 +424,22 @@ def nightly_workloads(intraday: pd.DataFrame) -> pd.DataFrame:
     rows = intraday[~intraday["batch"]]
     if rows.empty:
         return pd.DataFrame(columns=["project_id", "model", "hours"])
+    pair = ["project_id", "model"]
     rows = rows.assign(hour=rows["bucket_start"].dt.hour)
-    by_hour = rows.groupby(["project_id", "model", "hour"], as_index=False)["requests"].sum()
-    days = rows.groupby(["project_id", "model"])["day"].nunique()
-    out = []
-    for (project_id, model), group in by_hour.groupby(["project_id", "model"]):
-        top = group.nlargest(NIGHTLY_HOURS, "requests")
-        total = group["requests"].sum()
-        if (days[(project_id, model)] >= NIGHTLY_MIN_DAYS and total > 0
-                and top["requests"].sum() >= NIGHTLY_SHARE * total):
-            hours = ", ".join(f"{h:02d}:00" for h in sorted(top["hour"]))
-            out.append((project_id, model, hours))
-    return pd.DataFrame(out, columns=["project_id", "model", "hours"])
+    by_hour = rows.groupby([*pair, "hour"], as_index=False)["requests"].sum()
+    # The busiest hours of each pair; of hours with equal requests the earlier, as
+    # nlargest keeps them.
+    by_hour = by_hour.sort_values([*pair, "requests"], ascending=[True, True, False],
+                                  kind="stable")
+    top = by_hour[by_hour.groupby(pair).cumcount() < NIGHTLY_HOURS]
+    shape = pd.DataFrame({"days": rows.groupby(pair)["day"].nunique(),
+                          "total": by_hour.groupby(pair)["requests"].sum(),
+                          "top": top.groupby(pair)["requests"].sum()})
+    shape = shape[(shape["days"] >= NIGHTLY_MIN_DAYS) & (shape["total"] > 0)
+                  & (shape["top"] >= NIGHTLY_SHARE * shape["total"])]
+    top = _of_pairs(top, shape.index).sort_values([*pair, "hour"])
+    hours = top.groupby(pair)["hour"].agg(lambda h: ", ".join(f"{x:02d}:00" for x in h))
+    return hours.rename("hours").reset_index()
 
 
 def batch_api(ctx: _Context, usage: pd.DataFrame, intraday: pd.DataFrame) -> list[Finding]:
@@ -419,36 +447,38 @@ def batch_api(ctx: _Context, usage: pd.DataFrame, intraday: pd.DataFrame) -> lis
     rows = usage[~usage["fine_tuned"] & usage["priced"] & ~usage["batch"]
                  & (usage["service_tier"] == "default")]
     nightly = nightly_workloads(intraday).set_index(["project_id", "model"])["hours"]
-    found: list[Finding] = []
-    for (project_id, model), group in rows.groupby(["project_id", "model"]):
+    active = rows.groupby(["project_id", "model"])["day"].nunique()
+    why = {}
+    for (project_id, model), days in active.items():  # one step per pair, not per row
         if (project_id, model) in nightly.index:
-            why = (f"It runs as a nightly job: most requests arrive in "
-                   f"{nightly[(project_id, model)]} UTC.")
+            reason = (f"It runs as a nightly job: most requests arrive in "
+                      f"{nightly[(project_id, model)]} UTC.")
         elif ctx.environments.get(project_id) == BATCH_ENVIRONMENT:
-            why = f"The project is labelled {BATCH_ENVIRONMENT}: offline work nobody waits for."
+            reason = (f"The project is labelled {BATCH_ENVIRONMENT}: offline work nobody "
+                      "waits for.")
         else:
             continue
-        if group["day"].nunique() < BATCH_MIN_ACTIVE_SHARE * ctx.days:
-            continue
-        after = estimate_cost(group.assign(batch=True)[_RAW], ctx.book)
-        group = group.assign(batch_usd=after["estimated_cost_usd"].to_numpy())
-        saving = float(group["estimated_cost_usd"].sum() - group["batch_usd"].sum())
-        if not ctx.worth_it(saving):
-            continue
-        monthly = ctx.monthly(saving)
-        project = ctx.name(project_id)
+        if days >= BATCH_MIN_ACTIVE_SHARE * ctx.days:
+            why[(project_id, model)] = reason
+    if not why:
+        return []
+    rows = _of_pairs(rows, pd.MultiIndex.from_tuples(list(why)))
+    rows = _cost_after(ctx, rows, rows.assign(batch=True), "batch_usd")
+    found: list[Finding] = []
+    for s in _savings(ctx, rows, "estimated_cost_usd", "batch_usd", "batch_usd",
+                      "On the Batch API"):
+        project = ctx.name(s.project_id)
         found.append(Finding(
             kind="batch_api",
-            title=f"{model} work in {project} could run on the Batch API",
-            action=(f"{why} Submit it through the Batch API (half the list price, results "
-                    "within 24 hours)."),
-            monthly_usd=monthly, window_usd=saving, project_id=project_id, project=project,
-            api_key=_joined(group["api_key_id"]), model=model,
+            title=f"{s.model} work in {project} could run on the Batch API",
+            action=(f"{why[(s.project_id, s.model)]} Submit it through the Batch API (half "
+                    "the list price, results within 24 hours)."),
+            monthly_usd=ctx.monthly(s.window_usd), window_usd=s.window_usd,
+            project_id=s.project_id, project=project, api_key=s.api_keys, model=s.model,
             window=_window_text(ctx.start, ctx.end),
             caveat="Only for work whose results can wait up to 24 hours.",
-            evidence=_day_evidence(group, "estimated_cost_usd", "batch_usd", "batch_usd"),
-            chart=_daily_pair(group, "estimated_cost_usd", "batch_usd", "On the Batch API"),
-            chart_title=f"Daily cost of {model} in {project}: now and on the Batch API "
+            evidence=s.evidence, chart=s.chart,
+            chart_title=f"Daily cost of {s.model} in {project}: now and on the Batch API "
                         "(USD, list price)"))
     return found
 
@@ -478,7 +508,23 @@ class _Spike:
     width: int
     extra_requests: float
     extra_usd: float
-    scored: pd.DataFrame  # the series around the spike: ds, requests, usd and baselines
+    times: np.ndarray  # the buckets around the spike, for its chart
+    spend: np.ndarray  # their dollars
+    usual: np.ndarray  # and the usual level of their dollars
+
+
+def _covered(series: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """The buckets of ``series`` (a categorical ``complete_grid``) on days the intraday
+    export covered for their project: a grid filled across a day without minute rows would
+    read that day as zeros. Projects are matched as integer codes, split from the series
+    names once per series rather than once per grid row."""
+    per_series = pd.Index(series["unique_id"].cat.categories).str.split("|").str[0]
+    codes, projects = pd.factorize(per_series)
+    days = pd.MultiIndex.from_arrays([codes[series["unique_id"].cat.codes],
+                                      series["ds"].dt.normalize()])
+    seen = pd.MultiIndex.from_arrays([projects.get_indexer(rows["project_id"]),
+                                      pd.to_datetime(rows["day"])])
+    return series[days.isin(seen)].reset_index(drop=True)
 
 
 def spikes(rows: pd.DataFrame, time_col: str, width: int) -> list[_Spike]:
@@ -488,40 +534,53 @@ def spikes(rows: pd.DataFrame, time_col: str, width: int) -> list[_Spike]:
         return []
     settings = anomaly.settings_for(width)
     series = anomaly.complete_grid(_series(rows, time_col), f"{width}s", ["requests", "usd"])
-    if width < 86_400:  # only days the intraday export covered for the project
-        covered = rows[["project_id", "day"]].drop_duplicates().assign(_c=True)
-        series["project_id"] = series["unique_id"].str.split("|").str[0]
-        series["day"] = series["ds"].dt.date
-        series = series.merge(covered, on=["project_id", "day"], how="inner").drop(
-            columns=["project_id", "day", "_c"])
+    if width < 86_400:
+        series = _covered(series, rows)
     by_requests = anomaly.score(series.assign(y=series["requests"]), settings)
     by_usd = anomaly.score(series.assign(y=series["usd"]), settings)
     series = series.assign(base_requests=by_requests["baseline"], base_usd=by_usd["baseline"],
                            anomalous=by_requests["anomalous"] | by_usd["anomalous"])
+    runs = anomaly.episodes(series.assign(
+        extra_requests=series["requests"] - series["base_requests"].fillna(0),
+        extra_usd=series["usd"] - series["base_usd"].fillna(0)),
+        sums=["extra_requests", "extra_usd"])
+    runs = runs[(runs["extra_usd"] >= RUNAWAY_MIN_EXTRA_USD)
+                | (runs["extra_requests"] >= RUNAWAY_MIN_EXTRA_REQUESTS)]
+    if runs.empty:
+        return []
     step = pd.Timedelta(seconds=width)
+    context = step * (4 * (settings.season or 15))
+    times, spend, usual = (series[c].to_numpy() for c in ("ds", "usd", "base_usd"))
+    bounds = {uid: (rows[0], rows[-1] + 1)
+              for uid, rows in series.groupby("unique_id").indices.items()}
     found = []
-    for ep in anomaly.episodes(series).itertuples(index=False):
-        mine = series[series["unique_id"] == ep.unique_id]
-        hit = mine[(mine["ds"] >= ep.first) & (mine["ds"] <= ep.last)]
-        extra_req = float((hit["requests"] - hit["base_requests"].fillna(0)).sum())
-        extra_usd = float((hit["usd"] - hit["base_usd"].fillna(0)).sum())
-        if extra_usd < RUNAWAY_MIN_EXTRA_USD and extra_req < RUNAWAY_MIN_EXTRA_REQUESTS:
-            continue
-        context = step * (4 * (settings.season or 15))
-        around = mine[(mine["ds"] >= ep.first - context) & (mine["ds"] <= ep.last + context)]
-        project_id, key = ep.unique_id.split("|", 1)
-        found.append(_Spike(project_id, key, ep.first, ep.last + step, width, extra_req,
-                            extra_usd, around.drop(columns=["unique_id", "anomalous"])))
+    for run in runs.itertuples(index=False):
+        # A series' rows are consecutive and in time order: its chart is a slice of them.
+        begin, end = bounds[run.unique_id]
+        mine = times[begin:end]
+        end = begin + np.searchsorted(mine, (run.last + context).to_datetime64(), "right")
+        begin += np.searchsorted(mine, (run.first - context).to_datetime64(), "left")
+        project_id, key = run.unique_id.split("|", 1)
+        found.append(_Spike(project_id, key, run.first, run.last + step, width,
+                            float(run.extra_requests), float(run.extra_usd),
+                            times[begin:end], spend[begin:end], usual[begin:end]))
     return found
 
 
 def _keep_precise(found: list[_Spike]) -> list[_Spike]:
-    """One finding per incident: the finest buckets, a key before its whole project."""
+    """One finding per incident: the finest buckets, a key before its whole project.
+
+    Kept spikes of a project never overlap, so in order of start they also end in order: a
+    new spike need only be checked against the last kept one that starts before it ends
+    (a bisection), not against every kept spike; minute exports can hold thousands."""
     ordered = sorted(found, key=lambda s: (s.width, s.api_key_id == "", -s.extra_usd))
     kept: list[_Spike] = []
+    by_project: dict[str, list[_Spike]] = {}  # kept spikes of each project, by start
     for spike in ordered:
-        if not any(k.project_id == spike.project_id and spike.first < k.stop
-                   and k.first < spike.stop for k in kept):
+        mine = by_project.setdefault(spike.project_id, [])
+        before = bisect.bisect_left(mine, spike.stop, key=lambda k: k.first)
+        if before == 0 or mine[before - 1].stop <= spike.first:
+            mine.insert(before, spike)
             kept.append(spike)
     return kept
 
@@ -533,6 +592,54 @@ def _spike_window(spike: _Spike) -> str:
     return f"{spike.first:%Y-%m-%d %H:%M}–{spike.stop:%H:%M} UTC"
 
 
+_EVIDENCE = ["bucket_start", "api_key_id", "model", "requests", "input_tokens",
+             "output_tokens", "usd"]
+
+
+def _burst_rows(daily: pd.DataFrame, intraday: pd.DataFrame,
+                kept: list[_Spike]) -> Iterator[pd.DataFrame]:
+    """For each bucket width, the usage rows inside the kept spikes of that width (their
+    project, key and buckets), each with ``spike``, its position in ``kept``.
+
+    Kept spikes of a project never overlap, so a row can only be in the last spike of its
+    project and width that starts at or before it: one as-of join labels every row."""
+    table = pd.DataFrame({"spike": np.arange(len(kept)), "width": [s.width for s in kept],
+                          "project_id": [s.project_id for s in kept],
+                          "spike_key": [s.api_key_id for s in kept],
+                          "first": [s.first for s in kept], "stop": [s.stop for s in kept]})
+    for width, spikes_ in table.groupby("width"):
+        rows = (daily.assign(bucket_start=pd.to_datetime(daily["day"])) if width >= 86_400
+                else intraday[intraday["width"] == width])
+        rows = rows.assign(_row=np.arange(len(rows))).sort_values("bucket_start", kind="stable")
+        unit = rows["bucket_start"].dtype
+        spikes_ = spikes_.astype({"first": unit, "stop": unit}).sort_values("first")
+        rows = pd.merge_asof(rows, spikes_.drop(columns="width"), left_on="bucket_start",
+                             right_on="first", by="project_id", direction="backward")
+        inside = (rows["bucket_start"] < rows["stop"]) & (
+            (rows["spike_key"] == "") | (rows["spike_key"] == rows["api_key_id"]))
+        yield rows[inside].sort_values("_row").astype({"spike": "int64"})
+
+
+def _burst_details(daily: pd.DataFrame, intraday: pd.DataFrame,
+                   kept: list[_Spike]) -> dict[int, tuple[str, int, pd.DataFrame]]:
+    """For each kept spike (by position): the model that spent most in it, how many models
+    it used, and its evidence rows; summed for all spikes of a width at once."""
+    details = {}
+    for rows in _burst_rows(daily, intraday, kept):
+        spend = (rows.groupby(["spike", "model"], as_index=False)["estimated_cost_usd"].sum()
+                 .sort_values(["spike", "estimated_cost_usd"], ascending=[True, False],
+                              kind="stable"))
+        top = spend.groupby("spike").agg(model=("model", "first"), count=("model", "size"))
+        evidence = (rows.groupby(["spike", *_EVIDENCE[:3]], as_index=False)
+                    [["requests", "input_tokens", "output_tokens", "estimated_cost_usd"]]
+                    .sum().rename(columns={"estimated_cost_usd": "usd"}))
+        at = evidence.groupby("spike").indices
+        evidence = evidence[_EVIDENCE]
+        for i, model, count in zip(top.index, top["model"], top["count"], strict=True):
+            details[i] = (model, count, evidence.iloc[at[i]].reset_index(drop=True))
+    return details
+
+
 def runaways(ctx: _Context, daily: pd.DataFrame, intraday: pd.DataFrame) -> list[Finding]:
     """Bursts of requests or spend per key and project, at the finest grain the exports
     have (day, hour, minute), within the window (earlier days serve as the baseline)."""
@@ -540,25 +647,17 @@ def runaways(ctx: _Context, daily: pd.DataFrame, intraday: pd.DataFrame) -> list
     for width, rows in intraday.groupby("width"):
         found += spikes(rows, "bucket_start", int(width))
     window_start = pd.Timestamp(ctx.start)
+    kept = _keep_precise([s for s in found if s.stop > window_start])
+    details = _burst_details(daily, intraday, kept)
+    no_rows = ("", 0, pd.DataFrame(columns=_EVIDENCE))
     findings = []
-    for spike in _keep_precise([s for s in found if s.stop > window_start]):
-        source = intraday if spike.width < 86_400 else daily.assign(
-            bucket_start=pd.to_datetime(daily["day"]))
-        rows = source[(source["project_id"] == spike.project_id)
-                      & (source["bucket_start"] >= spike.first)
-                      & (source["bucket_start"] < spike.stop)]
-        if spike.width < 86_400:
-            rows = rows[rows["width"] == spike.width]
-        if spike.api_key_id:
-            rows = rows[rows["api_key_id"] == spike.api_key_id]
-        by_model = rows.groupby("model")["estimated_cost_usd"].sum().sort_values(ascending=False)
-        model = by_model.index[0] if len(by_model) else ""
-        model_text = model + (f" and {len(by_model) - 1} more" if len(by_model) > 1 else "")
+    for i, spike in enumerate(kept):
+        model, count, evidence = details.get(i, no_rows)
+        model_text = model + (f" and {count - 1} more" if count > 1 else "")
         project = ctx.name(spike.project_id)
         who = f"{project} / {spike.api_key_id}" if spike.api_key_id else project
         window = _spike_window(spike)
         monthly = ctx.monthly(max(spike.extra_usd, 0.0))
-        chart = spike.scored
         findings.append(Finding(
             kind="runaway",
             title=(f"Runaway spend on {who} ({model_text}), {window}: "
@@ -570,13 +669,8 @@ def runaways(ctx: _Context, daily: pd.DataFrame, intraday: pd.DataFrame) -> list
             project=project, api_key=spike.api_key_id, model=model_text, window=window,
             caveat=("Extra dollars are list-price estimates over the usual level of the same "
                     "weekday (days), hour (hours) or preceding hour (minutes)."),
-            evidence=(rows.groupby(["bucket_start", "api_key_id", "model"], as_index=False)
-                      [["requests", "input_tokens", "output_tokens", "estimated_cost_usd"]]
-                      .sum().rename(columns={"estimated_cost_usd": "usd"})),
-            chart=pd.concat([
-                pd.DataFrame({"x": chart["ds"], "series": "Spend", "y": chart["usd"]}),
-                pd.DataFrame({"x": chart["ds"], "series": "Usual level",
-                              "y": chart["base_usd"]})], ignore_index=True),
+            evidence=evidence,
+            chart=_two_lines(spike.times, "Spend", spike.spend, "Usual level", spike.usual),
             chart_title=f"Spend of {who} around the burst (USD, list price)"))
     return findings
 
@@ -715,16 +809,22 @@ def find_insights(engine: Engine, principal: Principal, start: date | None = Non
     ctx = _Context(start, end, book, project_labels(engine, principal, "name"),
                    project_labels(engine, principal, "environment"), min_monthly_usd)
     history_start = start - timedelta(days=anomaly.DAILY.season * (anomaly.DAILY.lookback + 1))
-    daily = _estimated(_whole_counts(usage_for_pricing(engine, principal, history_start, end,
-                                                       extra=["api_key_id"])), book)
-    intraday = _estimated(intraday_usage(engine, principal, history_start, end), book)
+    usage_table = Usage.__table__
+    by_key = [*(usage_table.c[k] for k in PRICING_KEYS), usage_table.c.api_key_id]
+    width = _width_seconds(usage_table, engine.dialect.name).label("width")
+    daily = _estimated(_usage_sums(engine, principal, history_start, end, by_key), book)
+    intraday = _estimated(_usage_sums(engine, principal, history_start, end,
+                                     [width, usage_table.c.bucket_start, *by_key],
+                                     [width < 86_400]), book)
+    empty = _usage_sums(engine, principal, start, end, by_key,
+                       [usage_table.c.kind == "completions", usage_table.c.output_tokens == 0,
+                        usage_table.c.requests > 0])
     usage = daily[pd.to_datetime(daily["day"]) >= pd.Timestamp(start)].reset_index(drop=True)
     in_window = intraday[pd.to_datetime(intraday["day"]) >= pd.Timestamp(start)]
     findings = [
         *legacy_models(ctx, usage), *oversized_models(ctx, usage),
         *prompt_caching(ctx, usage), *batch_api(ctx, usage, in_window),
-        *runaways(ctx, daily, intraday),
-        *empty_outputs(ctx, empty_output_usage(engine, principal, start, end)),
+        *runaways(ctx, daily, intraday), *empty_outputs(ctx, empty),
         *rate_limit_pressure(ctx, in_window),
         *stale_keys(ctx, key_inventory(engine, principal, as_of=end, book=book)),
     ]

@@ -1,28 +1,66 @@
 """Insights: money to save and problems to fix, ranked by dollars per month, each with the
-chart and the rows behind it."""
+chart and the rows behind it.
+
+A large store can have dozens of findings (thousands of spikes in minute exports), and drawing
+each one's chart and evidence table took seconds; so findings are listed a page at a time, a
+finding's chart and rows are drawn only while its expander is open, and the report is cached
+per store data version (an import anywhere, UI or CLI, changes the version)."""
 
 from datetime import date, timedelta
 
+import pandas as pd
 import streamlit as st
 
 from analytics.access import Principal
 from analytics.exports import to_csv
-from analytics.insights import InsightReport, find_insights, findings_frame
+from analytics.insights import Finding, InsightReport, find_insights, findings_frame
 from analytics.queries import data_range
+from analytics.series import data_version
 from ui.charts import spend_over_time
 from ui.session import engine, principal
 
+PAGE_SIZE = 25  # findings drawn per page: each is a few elements, and the page must stay quick
 eng, who = engine(), principal()
 
 
-@st.cache_data(ttl=600, show_spinner="Looking for savings…")
-def _report(_url: str, who: Principal, start: date, end: date) -> InsightReport | None:
-    return find_insights(eng, who, start, end)
+@st.cache_resource(max_entries=16, show_spinner="Looking for savings…")
+def _analysis(url: str, version: str, who: Principal, start: date,
+              end: date) -> tuple[InsightReport, pd.DataFrame] | None:
+    """The report and its table of findings, kept until the data changes.
+
+    The store's ``url`` and data ``version`` are in the key: new data is analysed at once
+    (and only then), and two stores never share a report. A resource cache, not
+    ``st.cache_data``: that unpickles a fresh copy on every visit, seconds for thousands of
+    findings with their evidence frames, and nothing here changes a report once made."""
+    report = find_insights(eng, who, start, end)
+    return None if report is None else (report, findings_frame(report))
 
 
 def _plain(text: str) -> str:
     """Dollar signs as text: Streamlit's markdown reads $...$ as maths."""
     return text.replace("$", "\\$")
+
+
+def _details(finding: Finding, i: int) -> None:
+    """The finding's chart, its evidence rows and their download."""
+    if not finding.chart.empty:
+        intraday = finding.kind in ("rate_limit",) or "UTC" in finding.window
+        axis = "time" if intraday else "day"
+        value = "spend" if finding.chart_money else "requests"
+        chart = finding.chart.rename(columns={"x": axis, "y": value})
+        figure = spend_over_time(chart, axis, "series", value, finding.chart_title,
+                                 stacked=not finding.chart_money, money=finding.chart_money)
+        if finding.chart_money:  # savings are often a few dollars a day: show the cents
+            figure.update_yaxes(tickformat=",.2f")
+        st.plotly_chart(figure, width="stretch", key=f"chart_{i}")
+    money_columns = [c for c in finding.evidence.columns if str(c).endswith("usd")]
+    formats = {c: st.column_config.NumberColumn(c, format="dollar") for c in money_columns}
+    if "share" in finding.evidence:
+        formats["share"] = st.column_config.NumberColumn("share", format="percent")
+    st.dataframe(finding.evidence, hide_index=True, width="stretch", column_config=formats)
+    st.download_button("Download evidence (CSV)", to_csv(finding.evidence),
+                       file_name=f"burnrate_{finding.kind}_{i + 1}.csv", mime="text/csv",
+                       key=f"evidence_{i}")
 
 
 st.title("Insights")
@@ -37,12 +75,12 @@ span = st.date_input("Days analysed", value=(max(first, last - timedelta(days=89
 if not isinstance(span, tuple) or len(span) != 2:
     st.info("Pick the last day of the range.")
     st.stop()
-report = _report(str(eng.url), who, span[0], span[1])
-if report is None:
+analysis = _analysis(str(eng.url), data_version(eng), who, span[0], span[1])
+if analysis is None:
     st.info("No data yet.")
     st.stop()
 
-table = findings_frame(report)
+report, table = analysis
 c1, c2, c3 = st.columns(3)
 c1.metric("Findings", len(table))
 c2.metric("Largest saving", f"${table['monthly_usd'].max() if len(table) else 0:,.0f}/month")
@@ -56,35 +94,26 @@ if table.empty:
 
 categories = sorted(table["category"].unique())
 shown = st.multiselect("Show", categories, default=categories)
-st.download_button("Download findings (CSV)", to_csv(table),
+st.download_button("Download findings (CSV)", lambda: to_csv(table),
                    file_name=f"burnrate_insights_{report.start}_{report.end}.csv",
                    mime="text/csv")
-for i, finding in enumerate(report.findings):
-    if finding.category not in shown:
-        continue
+listed = [(i, f) for i, f in enumerate(report.findings) if f.category in shown]
+pages = -(-len(listed) // PAGE_SIZE)
+page = 1
+if pages > 1:  # thousands of spikes are possible: draw one page of findings at a time
+    page = int(st.number_input(f"Page (of {pages}, {PAGE_SIZE} findings each, largest first)",
+                               min_value=1, max_value=pages, value=1, step=1,
+                               key=f"page_{report.start}_{report.end}_{len(listed)}"))
+for i, finding in listed[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]:
     worth = f"${finding.monthly_usd:,.0f}/month" if finding.monthly_usd else "no direct cost"
-    with st.expander(_plain(f"**{worth}** · {finding.category} · {finding.title}")):
+    box = st.expander(_plain(f"**{worth}** · {finding.category} · {finding.title}"),
+                      key=f"finding_{report.start}_{report.end}_{i}", on_change="rerun")
+    with box:
         st.markdown(_plain(f"**What to do:** {finding.action}"))
         where = [("Project", finding.project), ("Key", finding.api_key),
                  ("Model", finding.model), ("Window", finding.window)]
         st.caption(_plain(" · ".join(f"{k}: {v}" for k, v in where if v)))
         if finding.caveat:
             st.caption(_plain(finding.caveat))
-        if not finding.chart.empty:
-            intraday = finding.kind in ("rate_limit",) or "UTC" in finding.window
-            axis = "time" if intraday else "day"
-            value = "spend" if finding.chart_money else "requests"
-            chart = finding.chart.rename(columns={"x": axis, "y": value})
-            figure = spend_over_time(chart, axis, "series", value, finding.chart_title,
-                                     stacked=not finding.chart_money, money=finding.chart_money)
-            if finding.chart_money:  # savings are often a few dollars a day: show the cents
-                figure.update_yaxes(tickformat=",.2f")
-            st.plotly_chart(figure, width="stretch", key=f"chart_{i}")
-        money_columns = [c for c in finding.evidence.columns if str(c).endswith("usd")]
-        formats = {c: st.column_config.NumberColumn(c, format="dollar") for c in money_columns}
-        if "share" in finding.evidence:
-            formats["share"] = st.column_config.NumberColumn("share", format="percent")
-        st.dataframe(finding.evidence, hide_index=True, width="stretch", column_config=formats)
-        st.download_button("Download evidence (CSV)", to_csv(finding.evidence),
-                           file_name=f"burnrate_{finding.kind}_{i + 1}.csv", mime="text/csv",
-                           key=f"evidence_{i}")
+        if box.open:  # the chart and rows only when someone looks
+            _details(finding, i)
