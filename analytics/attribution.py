@@ -29,8 +29,7 @@ def attribute(billed: pd.DataFrame, estimated: pd.DataFrame, within: list[str]) 
     [['k1', 60.0, 'allocated'], ['k2', 30.0, 'allocated']]
     """
     frame = billed.copy()
-    frame["cost_usd"] = pd.to_numeric(frame["cost_usd"].map(
-        lambda v: float(v) if pd.notna(v) else None), errors="coerce")
+    frame["cost_usd"] = frame["cost_usd"].astype("float64")  # Decimal or None -> float or NaN
     keys = [*within, "key"]
     est = estimated[[*keys, "cost_usd"]].rename(columns={"cost_usd": "est"})
     frame = frame.merge(est, on=keys, how="left")

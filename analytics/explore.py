@@ -8,13 +8,17 @@ from usage and the price book, and the result says so.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
+import numpy as np
 import pandas as pd
+from pandas.core.groupby import SeriesGroupBy
 from sqlalchemy import Engine
 
 from analytics.access import Principal
 from analytics.attribution import attribute
+from analytics.grouping import period_labels
+from analytics.memo import per_data_version
 from analytics.models import model_family
 from analytics.pricing import estimate_cost, load_price_book
 from analytics.queries import TOKEN_COLUMNS, spend, usage_for_pricing
@@ -33,17 +37,13 @@ class ExploreResult:
     note: str
 
 
-def _period_of(day: date, grain: str) -> str:
-    if grain == "day":
-        return day.isoformat()
-    if grain == "week":
-        return (day - timedelta(days=day.weekday())).isoformat()
-    return day.strftime("%Y-%m")
-
-
+@per_data_version
 def _estimated(engine: Engine, principal: Principal, group: str, grain: str, start: date,
                end: date, provider: str | None) -> pd.DataFrame:
-    """List-price cost by period and group, from usage (for groups the cost export lacks)."""
+    """List-price cost by period and group, from usage (for groups the cost export lacks).
+
+    Kept per data version (``memo``): by key or user it costs seconds at a million usage
+    rows, and the page is drawn again on every click (measure, stacking)."""
     column = _USAGE_COLUMN["model" if group == "model_family" else group]
     usage = usage_for_pricing(engine, principal, start, end, extra=[column])
     if provider:
@@ -51,7 +51,7 @@ def _estimated(engine: Engine, principal: Principal, group: str, grain: str, sta
     if usage.empty:
         return pd.DataFrame(columns=["period", "key", "cost_usd"])
     priced = estimate_cost(usage, load_price_book())
-    priced["period"] = priced["day"].map(lambda d: _period_of(d, grain))
+    priced["period"] = period_labels(priced["day"], grain)
     priced["key"] = priced[column]
     return (priced.groupby(["period", "key"], as_index=False)["estimated_cost_usd"]
             .sum(min_count=1).rename(columns={"estimated_cost_usd": "cost_usd"}))
@@ -66,10 +66,9 @@ _NOTES = {
 }
 
 
-def _basis(values: pd.Series) -> str:
-    """One word for a group's figures: billed, allocated, estimated, or mixed."""
-    kinds = set(values)
-    return kinds.pop() if len(kinds) == 1 else "mixed"
+def _basis(grouped: SeriesGroupBy) -> np.ndarray:
+    """One word for each group's figures: billed, allocated, estimated, or mixed."""
+    return np.where(grouped.nunique() == 1, grouped.first(), "mixed")
 
 
 def explore(engine: Engine, principal: Principal, group: str, grain: str, start: date,
@@ -86,21 +85,24 @@ def explore(engine: Engine, principal: Principal, group: str, grain: str, start:
     label_col = "name" if "name" in frame else f"{dim}_name" if f"{dim}_name" in frame else "key"
     frame["label"] = frame[label_col] if label_col in frame else frame["key"]
     if frame["cost_usd"].notna().all():
-        frame["cost_usd"] = frame["cost_usd"].map(float)
+        frame["cost_usd"] = frame["cost_usd"].astype("float64")
         frame["basis"] = "billed"
     else:
         est = _estimated(engine, principal, group, grain, start, end, provider)
         frame = attribute(frame, est, ["period"])
     if group == "model_family":
-        frame["key"] = frame["key"].map(model_family)
+        families = {m: model_family(m) for m in frame["key"].unique()}
+        frame["key"] = frame["key"].map(families)
         frame["label"] = frame["key"]
     frame["total_tokens"] = frame["input_tokens"] + frame["output_tokens"]
-    series = (frame.groupby(["period", "key", "label"], as_index=False)
-              .agg(cost_usd=("cost_usd", "sum"), total_tokens=("total_tokens", "sum"),
-                   requests=("requests", "sum"), basis=("basis", _basis)))
-    table = (frame.groupby(["key", "label"], as_index=False)
-             .agg(cost_usd=("cost_usd", "sum"),
-                  **{c: (c, "sum") for c in TOKEN_COLUMNS}, basis=("basis", _basis))
-             .sort_values("cost_usd", ascending=False, ignore_index=True))
-    note = _NOTES.get(_basis(table["basis"]), "") if not table.empty else ""
-    return ExploreResult(series.sort_values(["period", "label"], ignore_index=True), table, note)
+    by_period = frame.groupby(["period", "key", "label"])
+    series = by_period[["cost_usd", "total_tokens", "requests"]].sum()
+    series["basis"] = _basis(by_period["basis"])
+    by_key = frame.groupby(["key", "label"])
+    table = by_key[["cost_usd", *TOKEN_COLUMNS]].sum()
+    table["basis"] = _basis(by_key["basis"])
+    table = table.reset_index().sort_values("cost_usd", ascending=False, ignore_index=True)
+    kinds = set(table["basis"])
+    note = _NOTES.get(kinds.pop() if len(kinds) == 1 else "mixed", "") if kinds else ""
+    return ExploreResult(series.reset_index().sort_values(["period", "label"], ignore_index=True),
+                         table, note)

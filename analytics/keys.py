@@ -7,6 +7,10 @@ so a rotation becomes a checklist instead of an outage.
 
 "Stale" is judged against the newest day of data, not the calendar: exports arrive late, and
 a store last imported a month ago would otherwise call every key unused.
+
+The first and last day of every key cover all of time: no index of ``usage`` serves that
+grouping (an index would cost every import), so it is read in one pass and kept until the
+data changes (``memo``), as is the last 30 days' list-price spend.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from sqlalchemy import Engine, func, select
 
 from analytics import audit
 from analytics.access import Principal
+from analytics.grouping import group_sum
+from analytics.memo import per_data_version
 from analytics.price_store import current_book
 from analytics.pricing import PriceBook, estimate_cost
 from analytics.queries import data_range, projects, rows_frame, usage_for_pricing, visible_projects
@@ -38,6 +44,7 @@ class KeyNoteError(ValueError):
     """A key note that cannot be saved (unknown key, nothing to say, too long)."""
 
 
+@per_data_version
 def _key_usage(engine: Engine, principal: Principal) -> pd.DataFrame:
     """First and last day each (provider, key, project) appears in usage, within scope."""
     usage = Usage.__table__
@@ -76,9 +83,11 @@ def latest_notes(engine: Engine) -> pd.DataFrame:
                                        "noted_by", "noted_at"])
 
 
+@per_data_version
 def recent_key_spend(engine: Engine, principal: Principal, start: date, end: date,
                      book: PriceBook) -> pd.DataFrame:
-    """Requests and list-price dollars per (provider, key, project) between start and end.
+    """Requests and list-price dollars per (provider, key, project) between start and end
+    (unpriced usage adds nothing).
 
     Estimated: OpenAI's cost export has no key breakdown, so tokens x price book it is.
     """
@@ -87,10 +96,10 @@ def recent_key_spend(engine: Engine, principal: Principal, start: date, end: dat
         return pd.DataFrame(columns=["provider", "api_key_id", "project_id", "requests_30d",
                                      "spend_30d_usd"])
     priced = estimate_cost(usage, book)
-    return (priced.groupby(["provider", "api_key_id", "project_id"], as_index=False)
-            .agg(requests_30d=("requests", "sum"),
-                 spend_30d_usd=("estimated_cost_usd", lambda s: s.sum(min_count=1)))
-            .fillna({"spend_30d_usd": 0.0}))
+    keys = ["provider", "api_key_id", "project_id"]
+    requests = priced.groupby(keys)["requests"].sum().rename("requests_30d")
+    spent = group_sum(priced, keys, "estimated_cost_usd").rename("spend_30d_usd").fillna(0.0)
+    return pd.concat([requests, spent], axis=1).reset_index()
 
 
 def key_inventory(engine: Engine, principal: Principal, as_of: date | None = None,
@@ -139,16 +148,11 @@ def _key_names(engine: Engine) -> dict[str, str]:
 def _require_visible_key(engine: Engine, principal: Principal, provider: str,
                          api_key_id: str) -> None:
     """Refuse a key outside the principal's projects with the words used for an unknown one,
-    so key ids cannot be probed."""
-    usage = Usage.__table__
-    query = select(usage.c.id).where(usage.c.provider == provider,
-                                     usage.c.api_key_id == api_key_id).limit(1)
-    scope = visible_projects(engine, principal, None)
-    if scope is not None:
-        query = query.where(usage.c.project_id.in_(scope))
-    with engine.connect() as conn:
-        found = conn.execute(query).first()
-    if not api_key_id or found is None:
+    so key ids cannot be probed. (Looked up in the kept key list: ``usage`` has no index
+    on keys, and a key first seen lately sits at the end of a full scan.)"""
+    seen = _key_usage(engine, principal)
+    found = ((seen["provider"] == provider) & (seen["api_key_id"] == api_key_id)).any()
+    if not api_key_id or not found:
         raise KeyNoteError(f"No API key '{api_key_id}' of {provider} is visible to "
                            f"{principal.username}.")
 

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, delete, select, update
 
 from analytics import audit
 from analytics.access import Principal
+from analytics.series import bump_data_version
 from analytics.store import Project, Setting
 
 ENVIRONMENTS = ("Development", "Staging", "Production", "Analytics")
@@ -63,3 +64,6 @@ def label_project(engine: Engine, principal: Principal, provider: str, project_i
                 Project.provider == provider, Project.project_id == project_id).values(**after))
             audit.record(conn, principal.username, "project.label", f"{provider}:{project_id}",
                          before, after)
+            # Environments group forecasts and budgets: results cached per data version
+            # must not outlive a relabelling.
+            bump_data_version(conn)

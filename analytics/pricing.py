@@ -34,6 +34,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -132,6 +133,18 @@ class PriceBook:
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    def __eq__(self, other: object) -> bool:
+        """Books with the same rows are equal, so that results kept per book (``memo``)
+        serve every copy of it: ``current_book`` builds a new one on each call."""
+        return isinstance(other, PriceBook) and self._text == other._text
+
+    def __hash__(self) -> int:
+        return hash(self._text)
+
+    @cached_property
+    def _text(self) -> str:
+        return self.to_frame().to_csv(index=False)
 
     def to_frame(self) -> pd.DataFrame:
         """The rows as text, in the price file's columns, ready to save or to serialise."""
@@ -372,6 +385,27 @@ def estimate_cost(usage: pd.DataFrame, book: PriceBook) -> pd.DataFrame:
 def unpriced_models(frame: pd.DataFrame) -> list[str]:
     """The raw model names of the rows ``estimate_cost`` could not price, sorted."""
     return sorted(frame.loc[~frame["priced"], "model"].fillna("").astype(str).unique())
+
+
+def first_priced_day(models: pd.DataFrame, book: PriceBook) -> pd.Series:
+    """For each row of ``models`` (provider, model, service_tier): the first day ``book``
+    has a price for it, NaT when it has none (no model name, unknown family or tier).
+
+    Usage of a model on or after that day is priced unless its own token counts are odd
+    (negative, more cached than input tokens), so a caller looking for unpriced usage can
+    leave the rest in the database instead of costing it.
+    """
+    n = len(models)
+    prepared = _prepare_usage(models.assign(day=pd.Timestamp(0), input_tokens=np.zeros(n),
+                                            output_tokens=np.zeros(n)))
+    table = book.rate_table()
+    first = table.groupby([table[c].astype(str) for c in _PRICE_KEY])["effective_from"].min()
+    keys = pd.MultiIndex.from_arrays([prepared["provider"].astype(str),
+                                      prepared["price_family"].astype(str),
+                                      prepared["service_tier"].astype(str)])
+    days = pd.Series(first.reindex(keys).to_numpy(), index=models.index,
+                     dtype="datetime64[ns]")
+    return days.where((prepared["model"] != "").to_numpy())
 
 
 def _prepare_usage(usage: pd.DataFrame) -> pd.DataFrame:

@@ -28,10 +28,12 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from analytics.access import Principal
+from analytics.grouping import group_sum, joined_text, period_labels
+from analytics.memo import per_data_version
 from analytics.models import model_family
 from analytics.price_store import current_book
 from analytics.pricing import PriceBook, estimate_cost
-from analytics.queries import spend, usage_for_pricing
+from analytics.queries import projects, spend, usage_for_pricing
 
 MISSING_USAGE = "missing usage export"
 MISSING_COST = "missing cost export"
@@ -70,11 +72,12 @@ class Reconciliation:
             keys.insert(keys.index("project"), "project_id")
         rows = self.rows
         grouped = rows.groupby(keys, as_index=False, sort=True).agg(
-            billed_usd=("billed_usd", lambda s: s.sum(min_count=1)),
-            estimated_usd=("estimated_usd", lambda s: s.sum(min_count=1)),
             unpriced=("unpriced", "any"), flagged_rows=("flagged", "sum"))
-        reasons = (rows[rows["flagged"]].assign(category=rows["reason"].str.split(":").str[0])
-                   .groupby(keys)["category"].agg(lambda s: "; ".join(sorted(set(s)))))
+        for at, column in enumerate(("billed_usd", "estimated_usd"), start=len(keys)):
+            grouped.insert(at, column, group_sum(rows, keys, column).to_numpy())
+        flagged = rows[rows["flagged"]]
+        reasons = joined_text(flagged.assign(category=flagged["reason"].str.split(":").str[0]),
+                              keys, "category", "; ")
         grouped = grouped.merge(reasons.rename("reasons").reset_index(), on=keys, how="left")
         grouped["reasons"] = grouped["reasons"].fillna("")
         out = _with_differences(grouped, self.threshold_pct, self.min_usd)
@@ -91,23 +94,42 @@ def reconcile(engine: Engine, principal: Principal, start: date | None = None,
     A row is flagged when billed and estimate differ by more than ``threshold_pct`` percent
     of the billed figure *and* by more than ``min_usd`` dollars (so that sub-cent rounding
     on tiny rows is not noise on the page), or when its usage cannot be priced.
+
+    The rows are kept per data version and price book (``memo``): the page is drawn again
+    on every click, and a month of a large store takes most of a second to reconcile.
     """
     if threshold_pct < 0 or min_usd < 0:
         raise ValueError("The threshold and the minimum difference cannot be negative.")
-    book = book or current_book(engine)
+    asked = project if project is None or isinstance(project, str) else tuple(project)
+    rows = _reconciled(engine, principal, start, end, asked, threshold_pct, min_usd,
+                       book or current_book(engine))
+    # Names are looked up on every call: renaming a project is no new data version.
+    seen = projects(engine, principal)
+    names = {pid: name for pid, name in zip(seen["project_id"], seen["name"], strict=True)
+             if isinstance(name, str) and name}
+    label = {pid: names.get(pid) or pid or "(no project)" for pid in rows["project_id"].unique()}
+    rows.insert(_COLUMNS.index("project"), "project", rows["project_id"].map(label))
+    return Reconciliation(rows, threshold_pct, min_usd)
+
+
+@per_data_version
+def _reconciled(engine: Engine, principal: Principal, start: date | None, end: date | None,
+                project: str | tuple[str, ...] | None, threshold_pct: float, min_usd: float,
+                book: PriceBook) -> pd.DataFrame:
+    """The rows without project names (``reconcile`` adds them)."""
     both = spend(engine, principal, ["day", "provider", "project", "model"], start, end, project)
-    both = both.rename(columns={"project": "project_id", "project_name": "project"})
+    both = both.rename(columns={"project": "project_id"}).drop(columns=["project_name"])
+    kept = [c for c in _COLUMNS if c != "project"]
     if both.empty:
-        empty = pd.DataFrame(columns=_COLUMNS).astype(
+        return pd.DataFrame(columns=kept).astype(
             {"flagged": bool, "unpriced": bool, "billed_usd": float, "estimated_usd": float,
              "difference_usd": float, "difference_pct": float, "tokens": "int64"})
-        return Reconciliation(empty, threshold_pct, min_usd)
     usage = usage_for_pricing(engine, principal, start, end, project)
     rows = _rows(both, _estimated(usage, book))
     rows = _with_differences(rows, threshold_pct, min_usd)
     rows["reason"] = _reasons(rows)
     rows = _explain_price_changes(rows, usage, book, threshold_pct)
-    return Reconciliation(rows[_COLUMNS].reset_index(drop=True), threshold_pct, min_usd)
+    return rows[kept].reset_index(drop=True)
 
 
 def _estimated(usage: pd.DataFrame, book: PriceBook, column: str = "estimated_usd"
@@ -115,25 +137,31 @@ def _estimated(usage: pd.DataFrame, book: PriceBook, column: str = "estimated_us
     """Estimated dollars per day, provider, project and family; ``unpriced`` when any
     usage of the group could not be priced, with the first reason."""
     priced = estimate_cost(usage, book)
-    priced["day"] = [d.isoformat() for d in priced["day"]]
+    priced["day"] = period_labels(priced["day"], "day")
     priced["model"] = priced["family"]
-    return priced.groupby(KEYS, as_index=False).agg(
-        **{column: ("estimated_cost_usd", lambda s: s.sum(min_count=1))},
-        unpriced=("priced", lambda s: not s.all()),
-        unpriced_reason=("unpriced_reason", lambda s: next((r for r in s if r), "")))
+    reasons = priced["unpriced_reason"]
+    grouped = priced.assign(reason=reasons.where(reasons != "")).groupby(KEYS)
+    return pd.DataFrame({
+        column: group_sum(priced, KEYS, "estimated_cost_usd"),
+        "unpriced": ~grouped["priced"].all(),
+        "unpriced_reason": grouped["reason"].first().fillna(""),  # the first in row order
+    }).reset_index()
 
 
 def _rows(both: pd.DataFrame, estimated: pd.DataFrame) -> pd.DataFrame:
     """Billed and token sums per family joined with the estimates."""
+    pairs = both[["model", "provider"]].drop_duplicates()
+    pairs["family"] = [model_family(m, p)
+                       for m, p in zip(pairs["model"], pairs["provider"], strict=True)]
     frame = both.assign(
         raw_model=both["model"],
-        model=[model_family(m, p) for m, p in zip(both["model"], both["provider"], strict=True)],
-        billed_usd=[np.nan if c is None else float(c) for c in both["cost_usd"]],
+        model=both[["model", "provider"]].merge(pairs, how="left")["family"].to_numpy(),
+        billed_usd=both["cost_usd"].astype("float64"),
         tokens=both["input_tokens"] + both["output_tokens"])
-    grouped = frame.groupby(KEYS, as_index=False).agg(
-        project=("project", "first"),
-        models=("raw_model", lambda s: ", ".join(sorted(set(s)))),
-        billed_usd=("billed_usd", lambda s: s.sum(min_count=1)), tokens=("tokens", "sum"))
+    grouped = joined_text(frame, KEYS, "raw_model", ", ").rename("models").to_frame()
+    grouped["billed_usd"] = group_sum(frame, KEYS, "billed_usd")
+    grouped["tokens"] = frame.groupby(KEYS)["tokens"].sum()
+    grouped = grouped.reset_index()
     merged = grouped.merge(estimated, on=KEYS, how="left")
     merged["unpriced"] = merged["unpriced"].fillna(False).astype(bool)
     merged["unpriced_reason"] = merged["unpriced_reason"].fillna("")

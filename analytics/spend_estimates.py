@@ -17,25 +17,28 @@ with an empty key; they are split across the keys in proportion to their estimat
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
-from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import ColumnElement, Engine, and_, func, or_, select, tuple_
 
 from analytics.access import Principal
 from analytics.attribution import attribute
+from analytics.grouping import group_sum, joined_text, period_labels
+from analytics.memo import per_data_version
 from analytics.price_store import current_book
-from analytics.pricing import PriceBook, estimate_cost
-from analytics.queries import TOKEN_COLUMNS, spend, usage_for_pricing
+from analytics.pricing import PriceBook, estimate_cost, first_priced_day
+from analytics.queries import PRICING_KEYS, TOKEN_COLUMNS, rows_frame, spend, usage_for_pricing
+from analytics.store import Usage
 
 BASES = ("billed", "allocated", "estimated", "mixed", "unpriced")
 # Spend dimensions -> the usage column holding them (week and month derive from the day).
 _USAGE_COLUMN = {"project": "project_id", "model": "model", "api_key": "api_key_id",
                  "user": "user_id", "provider": "provider"}
 _NANO = Decimal("1e-9")
+_NAME = "unpriced_model"  # a raw model name of usage that could not be priced
 
 
 def spend_with_estimates(engine: Engine, principal: Principal, by: str | Sequence[str],
@@ -51,38 +54,40 @@ def spend_with_estimates(engine: Engine, principal: Principal, by: str | Sequenc
     ``cost_usd`` stays ``Decimal``; estimates are rounded to a nano-dollar.
     """
     dims = [by] if isinstance(by, str) else list(by)
-    frame = spend(engine, principal, dims, start, end, project, provider)
     daily_dims = dims if "day" in dims else [*dims, "day"]
     daily = spend(engine, principal, daily_dims, start, end, project, provider)
+    frame = daily.copy() if daily_dims == dims else _coarser(daily, dims)
     gaps = daily["cost_usd"].isna()
     daily["estimate"] = np.nan
-    daily["unpriced"] = ""
+    daily["gap"] = gaps
+    unpriced = pd.DataFrame(columns=[*daily_dims, _NAME])
     if gaps.any():
-        estimates = _estimates(engine, principal, daily_dims, start, end, project, provider,
-                               book or current_book(engine))
-        daily = daily.drop(columns=["estimate", "unpriced"]).merge(
-            estimates, on=daily_dims, how="left")
-        daily["unpriced"] = daily["unpriced"].fillna("").where(gaps, "")
+        estimates, unpriced = _estimates(engine, principal, daily_dims, start, end, project,
+                                         provider, book or current_book(engine))
+        daily = daily.drop(columns=["estimate"]).merge(estimates, on=daily_dims, how="left")
     split_dim = next((d for d in dims if d in ("api_key", "user")), None)
     daily["allocated"] = False
     if split_dim and gaps.any():
         daily = _split_unattributed(daily, daily_dims, split_dim)
-    billed = daily["cost_usd"].notna()
-    estimated = ~billed & daily["estimate"].notna()
-    daily["amount"] = [
-        c if b else _to_decimal(e) if s else Decimal(0)
-        for c, e, b, s in zip(daily["cost_usd"], daily["estimate"], billed, estimated,
-                              strict=True)]
-    daily["billed_days"] = (billed & ~daily["allocated"]).astype(int)
-    daily["allocated_days"] = daily["allocated"].astype(int)
-    daily["estimated_days"] = estimated.astype(int)
-    grouped = daily.groupby(dims, sort=False).agg(
-        amount=("amount", lambda s: sum(s, Decimal(0))),
-        billed_days=("billed_days", "sum"), allocated_days=("allocated_days", "sum"),
-        estimated_days=("estimated_days", "sum"), unpriced_models=("unpriced", _join_models))
-    out = frame.merge(grouped.reset_index(), on=dims, how="left")
+    billed = daily["cost_usd"].notna().to_numpy()
+    estimated = ~billed & daily["estimate"].notna().to_numpy()
+    amounts = daily["cost_usd"].to_numpy(dtype=object, copy=True)
+    amounts[estimated] = [_to_decimal(e) for e in daily["estimate"].to_numpy()[estimated]]
+    amounts[~billed & ~estimated] = Decimal(0)
+    allocated = daily["allocated"].to_numpy(dtype=bool)
+    days = pd.DataFrame({"billed_days": (billed & ~allocated).astype(int),
+                         "allocated_days": allocated.astype(int),
+                         "estimated_days": estimated.astype(int)})
+    by_group = days.groupby([daily[d] for d in dims], sort=False)
+    grouped = by_group.sum()
+    grouped.insert(0, "amount", _decimal_sums(by_group.ngroup().to_numpy(), amounts))
+    grouped = grouped.reset_index()
+    named = unpriced.merge(daily.loc[daily["gap"].to_numpy(dtype=bool), daily_dims],
+                           on=daily_dims)
+    grouped["unpriced_models"] = _unpriced_models(grouped[dims], named[[*dims, _NAME]])
+    out = frame.merge(grouped, on=dims, how="left")
     if split_dim:  # keys that only exist through the split (no billed row of their own)
-        out = grouped.reset_index().merge(frame.drop(columns=["cost_usd"]), on=dims, how="left")
+        out = grouped.merge(frame.drop(columns=["cost_usd"]), on=dims, how="left")
         out["cost_usd"] = None
         for c in TOKEN_COLUMNS:
             out[c] = out[c].fillna(0).astype("int64")
@@ -91,9 +96,50 @@ def spend_with_estimates(engine: Engine, principal: Principal, by: str | Sequenc
         [kinds.sum(axis=1) > 1, kinds["allocated_days"], kinds["estimated_days"],
          kinds["billed_days"]],
         ["mixed", "allocated", "estimated", "billed"], "unpriced")
-    out["cost_usd"] = [a if basis != "unpriced" else None
-                       for a, basis in zip(out["amount"], out["basis"], strict=True)]
+    out["cost_usd"] = np.where(out["basis"] != "unpriced", out["amount"].to_numpy(dtype=object),
+                               None)
     return out.drop(columns=["amount", "billed_days", "allocated_days", "estimated_days"])
+
+
+def _coarser(daily: pd.DataFrame, dims: list[str]) -> pd.DataFrame:
+    """``spend(dims)`` from ``spend(dims + ["day"])``: the same groups, sums and names,
+    without reading the usage table a second time."""
+    grouped = daily.groupby(dims, sort=True)
+    out = grouped[list(TOKEN_COLUMNS)].sum()
+    names = [c for c in daily.columns if c == "name" or c.endswith("_name")]
+    out[names] = grouped[names].first()
+    has_cost = daily["cost_usd"].notna().to_numpy()
+    codes = grouped.ngroup().to_numpy()
+    cost = np.full(len(out), None, dtype=object)
+    billed_groups = np.unique(codes[has_cost])
+    cost[billed_groups] = _decimal_sums(codes[has_cost],
+                                        daily["cost_usd"].to_numpy(dtype=object)[has_cost])
+    out.insert(0, "cost_usd", cost)
+    return out.reset_index()[list(daily.columns.drop("day"))]
+
+
+def _decimal_sums(codes: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Exact sums of ``Decimal`` values per group code, in the order of the codes present
+    (ascending). Decimal addition is exact here, so the order of the terms does not matter."""
+    if not len(codes):
+        return np.array([], dtype=object)
+    order = np.argsort(codes, kind="stable")
+    ordered = codes[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    return np.add.reduceat(values[order].astype(object), starts)
+
+
+def _unpriced_models(groups: pd.DataFrame, names: pd.DataFrame) -> pd.Series:
+    """For each row of ``groups``, the raw model names (``_NAME``; a name may itself be a
+    comma list) ``names`` holds for it: sorted, distinct, comma-joined, '' for none."""
+    dims = list(groups.columns)
+    split = names.assign(**{_NAME: names[_NAME].astype(str).str.split(",")}).explode(_NAME)
+    split = split[split[_NAME].notna() & (split[_NAME] != "")]
+    if split.empty:
+        return pd.Series("", index=groups.index, dtype="str")
+    lists = joined_text(split, dims, _NAME, ",").rename("_names").reset_index()
+    found = groups.merge(lists, on=dims, how="left")["_names"]
+    return pd.Series(found.fillna("").to_numpy(dtype=object), index=groups.index, dtype="str")
 
 
 def _split_unattributed(daily: pd.DataFrame, daily_dims: list[str],
@@ -106,45 +152,37 @@ def _split_unattributed(daily: pd.DataFrame, daily_dims: list[str],
     split = attribute(framed.drop(columns=["estimate"]), est, within)
     split = split.merge(est.rename(columns={"cost_usd": "estimate"}), on=[*within, "key"],
                         how="left").rename(columns={"key": split_dim})
-    allocated = split["basis"] == "allocated"
-    split["allocated"] = allocated
-    split["cost_usd"] = [
-        _to_decimal(c) if a else (None if b == "estimated" else _to_decimal(c))
-        for c, a, b in zip(split["cost_usd"], allocated, split["basis"], strict=True)]
+    split["allocated"] = split["basis"] == "allocated"
+    kept = (split["basis"] != "estimated").to_numpy()
+    cost = np.full(len(split), None, dtype=object)
+    cost[kept] = [_to_decimal(c) for c in split["cost_usd"].to_numpy()[kept]]
+    split["cost_usd"] = cost
     return split.drop(columns=["basis"])
 
 
 def _estimates(engine: Engine, principal: Principal, dims: list[str], start: date | None,
                end: date | None, project: str | Sequence[str] | None, provider: str | None,
-               book: PriceBook) -> pd.DataFrame:
-    """Estimated dollars and unpriced model names per group of ``dims`` (which has day)."""
+               book: PriceBook) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Estimated dollars per group of ``dims`` (which has day); and the raw model names of
+    the usage that could not be priced, one row per group and name."""
     extra = [_USAGE_COLUMN[d] for d in dims if d in ("api_key", "user")]
     usage = usage_for_pricing(engine, principal, start, end, project, extra=extra)
     if provider:
         usage = usage[usage["provider"] == provider]
     priced = estimate_cost(usage, book)
     keys = pd.DataFrame({d: _dimension_values(priced, d) for d in dims})
-    keys["estimate"] = priced["estimated_cost_usd"].to_numpy()
-    keys["unpriced"] = priced["model"].where(~priced["priced"], "").to_numpy()
-    return keys.groupby(dims, as_index=False, sort=False).agg(
-        estimate=("estimate", lambda s: s.sum(min_count=1)), unpriced=("unpriced", _join_models))
+    estimates = group_sum(keys.assign(estimate=priced["estimated_cost_usd"].to_numpy()), dims,
+                          "estimate", sort=False).reset_index()
+    unpriced = ~priced["priced"].to_numpy(dtype=bool)
+    names = keys[unpriced].assign(**{_NAME: priced["model"].to_numpy()[unpriced]})
+    return estimates, names.drop_duplicates()
 
 
-def _dimension_values(usage: pd.DataFrame, dim: str) -> list[Any]:
+def _dimension_values(usage: pd.DataFrame, dim: str) -> pd.Series:
     """Group keys as ``queries.spend`` writes them (ISO day, Monday of the week, YYYY-MM)."""
     if dim in _USAGE_COLUMN:
-        return usage[_USAGE_COLUMN[dim]].astype(str).tolist()
-    days = usage["day"].tolist()
-    if dim == "day":
-        return [d.isoformat() for d in days]
-    if dim == "week":
-        return [(d - timedelta(days=d.weekday())).isoformat() for d in days]
-    return [d.strftime("%Y-%m") for d in days]
-
-
-def _join_models(values: pd.Series) -> str:
-    names = {m for text in values for m in str(text).split(",") if m}
-    return ",".join(sorted(names))
+        return usage[_USAGE_COLUMN[dim]].astype(str).reset_index(drop=True)
+    return period_labels(usage["day"].reset_index(drop=True), dim)
 
 
 def _to_decimal(value: float) -> Decimal:
@@ -154,11 +192,23 @@ def _to_decimal(value: float) -> Decimal:
 def unpriced_usage(engine: Engine, principal: Principal, start: date | None = None,
                    end: date | None = None, book: PriceBook | None = None) -> pd.DataFrame:
     """Usage the price book cannot price, one row per provider and raw model: family,
-    reason (of its newest day), tokens, requests, first and last day. Empty when all is
-    priced. This is the list of models a person must add prices for."""
-    usage = usage_for_pricing(engine, principal, start, end)
-    priced = estimate_cost(usage, book or current_book(engine))
-    missing = priced[~priced["priced"]].sort_values("day")
+    reason (of its newest day; the last in alphabetical order when that day has several),
+    tokens, requests, first and last day. Empty when all is priced. This is the list of
+    models a person must add prices for.
+
+    It covers all of time by default, so the answer is kept per data version and book
+    (``memo``); only usage that may be unpriced is read and costed (``_maybe_unpriced``).
+    """
+    return _unpriced_usage(engine, principal, start, end, book or current_book(engine))
+
+
+@per_data_version
+def _unpriced_usage(engine: Engine, principal: Principal, start: date | None,
+                    end: date | None, book: PriceBook) -> pd.DataFrame:
+    usage = usage_for_pricing(engine, principal, start, end,
+                              where=[_maybe_unpriced(engine, book)])
+    priced = estimate_cost(usage, book)
+    missing = priced[~priced["priced"]].sort_values(["day", "unpriced_reason"], kind="stable")
     columns = ["provider", "model", "family", "reason", "input_tokens", "output_tokens",
                "requests", "first_day", "last_day"]
     if missing.empty:
@@ -168,3 +218,30 @@ def unpriced_usage(engine: Engine, principal: Principal, start: date | None = No
         output_tokens=("output_tokens", "sum"), requests=("requests", "sum"),
         first_day=("day", "min"), last_day=("day", "max"))
     return out[columns].sort_values("input_tokens", ascending=False, ignore_index=True)
+
+
+def _maybe_unpriced(engine: Engine, book: PriceBook) -> ColumnElement[bool]:
+    """Usage rows whose pricing group may be unpriced: a provider, model and tier the book
+    has no price for, or none yet on the row's day, and groups holding a row with odd token
+    counts. The condition is on group keys only, so a group is read whole or not at all,
+    and every group left out is priced for sure. One pass over ``usage`` for its models
+    (DISTINCT: few of them), and a lookup of the odd rows (usually none)."""
+    usage = Usage.__table__
+    combo = [usage.c.provider, usage.c.model, usage.c.service_tier]
+    with engine.connect() as conn:
+        models = rows_frame(conn.execute(select(*combo).distinct()).all(),
+                            ["provider", "model", "service_tier"])
+        first_day = conn.execute(select(func.min(usage.c.day))).scalar()
+    since = first_priced_day(models, book)
+    never = models[since.isna()]
+    later = models[since > pd.Timestamp(first_day)] if first_day is not None else never[:0]
+    group = [usage.c[k] for k in PRICING_KEYS]
+    odd = select(*group).where(or_(
+        usage.c.cached_input_tokens > usage.c.input_tokens, usage.c.input_tokens < 0,
+        usage.c.cached_input_tokens < 0, usage.c.output_tokens < 0))
+    return or_(
+        tuple_(*combo).in_([tuple(r) for r in never.itertuples(index=False)]),
+        *[and_(*(c == v for c, v in zip(combo, row[:3], strict=True)),
+               usage.c.day < row[3].date())
+          for row in later.assign(since=since[later.index]).itertuples(index=False)],
+        tuple_(*group).in_(odd))

@@ -83,10 +83,12 @@ def _visit(page: str) -> tuple[float, str]:
 def _clear_caches() -> None:
     import streamlit as st
 
-    from analytics import forecasting
+    from analytics import forecasting, memo
 
     st.cache_data.clear()
+    st.cache_resource.clear()  # the insights report is kept there, per data version
     forecasting.clear_cache()
+    memo.clear_all()
 
 
 def bench_pages(backend: str, rows: int, url: str) -> list[PageTiming]:

@@ -52,3 +52,17 @@ def test_report_by_key_adds_up_to_the_bill(engine, org, by):
     assert set(frame["basis"]) == {"allocated"}
     assert "" not in set(frame[by])
     assert abs(sum(frame["cost_usd"]) - bill) < 1e-6
+
+
+def test_kept_estimates_give_way_to_a_new_import(engine, org, tmp_path):
+    """Estimates by key are kept per data version: an import is seen at the next call."""
+    from tests.pricing_fixtures import GPT4O, PROD, import_exports, usage
+
+    start, end = date(2026, 10, 1), date(2026, 10, 31)
+    assert "key_" + PROD not in set(explore(engine, SYSTEM, "api_key", "week", start, end)
+                                    .table["key"])
+    import_exports(engine, tmp_path / "more", [usage(date(2026, 10, 15), PROD, GPT4O,
+                                                     1_000_000, 0, 100_000)], [])
+    table = explore(engine, SYSTEM, "api_key", "week", start, end).table.set_index("key")
+    assert table.loc["key_" + PROD, "input_tokens"] == 1_000_000
+    assert table.loc["key_" + PROD, "cost_usd"] > 0  # its estimate, read afresh

@@ -330,3 +330,21 @@ def test_complete_grid_fills_quiet_buckets_with_zero():
     frame = pd.DataFrame({"unique_id": ["a", "a"], "ds": pd.to_datetime(
         ["2026-01-01 00:00", "2026-01-01 00:03"]), "y": [5, 7]})
     assert anomaly.complete_grid(frame, "60s", ["y"])["y"].tolist() == [5, 0, 0, 7]
+
+
+def test_complete_grid_gives_each_series_its_own_span():
+    frame = pd.DataFrame({"unique_id": ["b", "a", "b", "a"], "ds": pd.to_datetime(
+        ["2026-01-01 00:02", "2026-01-01 00:00", "2026-01-01 00:04", "2026-01-01 00:01"]),
+        "y": [1, 2, 3, 4]})
+    grid = anomaly.complete_grid(frame, "60s", ["y"])
+    assert grid["unique_id"].astype(str).tolist() == ["a", "a", "b", "b", "b"]
+    assert grid["ds"].dt.minute.tolist() == [0, 1, 2, 3, 4]
+    assert grid["y"].tolist() == [2, 4, 1, 0, 3]
+
+
+def test_episodes_add_up_each_run():
+    flags = pd.DataFrame({"unique_id": ["k"] * 6, "ds": pd.date_range("2026-01-01", periods=6),
+                          "anomalous": [False, True, True, False, True, False],
+                          "extra": [9.0, 1.5, 2.0, 9.0, 4.0, 9.0]})
+    runs = anomaly.episodes(flags, sums=["extra"])
+    assert runs[["buckets", "extra"]].values.tolist() == [[2, 3.5], [1, 4.0]]

@@ -131,3 +131,21 @@ def test_stale_is_judged_against_the_newest_data(store):
     early = key_inventory(store, SYSTEM, as_of=STALE_LAST + timedelta(days=10))
     old = early.set_index("api_key_id").loc["key_old"]
     assert (old["days_idle"], bool(old["stale"])) == (10, False)
+
+
+def test_inventory_sees_each_import_at_once(store, tmp_path):
+    """The all-time first and last days are kept between visits until the data changes."""
+    assert "key_new" not in set(key_inventory(store, SYSTEM)["api_key_id"])
+    with pytest.raises(KeyNoteError):
+        add_note(store, MEMBER, "key_new", owner="Nia")
+    (tmp_path / "more").mkdir()
+    load(store, tmp_path / "more", [[Bucket(_at(END), 86_400, "proj_c", "key_new",
+                                           "gpt-4.1-2025-04-14", 5, 1000, 0, 100)]])
+    inv = key_inventory(store, SYSTEM).set_index("api_key_id")
+    new = inv.loc["key_new"]
+    # 5 requests x (1,000 x 2 + 100 x 8) / 1M = 0.014
+    assert (new["first_seen"], new["last_seen"], new["requests_30d"]) == (END, END, 5)
+    assert new["spend_30d_usd"] == pytest.approx(0.014)
+    assert inv.loc["key_a", "requests_30d"] == 300  # the others are read afresh, unchanged
+    add_note(store, MEMBER, "key_new", owner="Nia")  # now a known key
+    assert note_history(store, SYSTEM, "key_new")["owner"].tolist() == ["Nia"]

@@ -21,6 +21,7 @@ from analytics.pricing import (
     ScenarioError,
     UsageFrameError,
     estimate_cost,
+    first_priced_day,
     load_price_book,
     monthly_difference,
     reprice,
@@ -362,6 +363,30 @@ def test_cached_tokens_above_input_are_flagged_not_priced(usage, book) -> None:
     result = estimate_cost(usage, book)
     assert pd.isna(result["estimated_cost_usd"].iloc[0])
     assert result["unpriced_reason"].iloc[0] == "cached tokens exceed input tokens"
+
+
+def test_first_priced_day_per_model_and_tier(book) -> None:
+    """Where unpriced usage can be: before that day, or anywhere when there is none."""
+    models = pd.DataFrame({
+        "provider": ["openai", "OpenAI", "openai", "openai", "openai", "openai"],
+        "model": ["gpt-4o-2024-08-06", "gpt-5-mini-2025-08-07", "mystery-1", " ",
+                  "gpt-5-2025-08-07", "ft:gpt-4o-2024-08-06:acme::x"],
+        "service_tier": ["default", "auto", "default", "default", "flex", "default"],
+    })
+    days = first_priced_day(models, book)
+    assert days.tolist()[:2] == [pd.Timestamp("2024-08-06"), pd.Timestamp("2025-08-07")]
+    assert days.iloc[2:4].isna().all()  # an unknown family; no model name
+    assert days.iloc[4] == pd.Timestamp("2025-08-07")  # gpt-5 is priced in flex only
+    assert pd.isna(days.iloc[5])  # a fine-tune needs its own row
+
+
+def test_books_with_the_same_rows_are_equal(book) -> None:
+    """So that results kept per book (memo) serve every copy of it."""
+    copy = PriceBook.from_frame(book.to_frame(), "copy")
+    assert copy == book and hash(copy) == hash(book) and copy is not book
+    changed = book.with_rows(PriceBook.from_frame(price_rows(
+        ("openai", "gpt-4o", "default", "2027-01-01", "2", "1", "8")), "new"))
+    assert changed != book
 
 
 def test_cache_writes_are_priced_for_anthropic() -> None:

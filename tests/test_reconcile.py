@@ -8,10 +8,12 @@ gpt-4o bucket of 1,000,000 input (200,000 cached) and 100,000 output at list pri
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
 from analytics.access import SYSTEM, Principal
+from analytics.org import label_project
 from analytics.price_store import add_price
 from analytics.reconcile import (
     MISSING_COST,
@@ -162,3 +164,26 @@ def test_sample_completions_agree_and_embeddings_lack_usage(engine):
     assert embeddings["billed_usd"] == pytest.approx(
         truth["truth"]["by_model"]["text-embedding-3-small"], rel=1e-9)
     assert set(result.flagged["model"]) == {"text-embedding-3-small"}
+
+
+def test_kept_rows_give_way_to_a_new_import_and_a_new_price(store, tmp_path):
+    """Reconciled rows are kept per data version and book: both changes are seen at once."""
+    assert math.isnan(_row(reconcile(store, SYSTEM), D2, BATCH, "gpt-5-mini")["billed_usd"])
+    import_exports(store, tmp_path / "bill", [usage(D2, BATCH, MINI, 1_000_000, 0, 1_000_000,
+                                                    batch=True)],
+                   [(D2, BATCH, f"{MINI}, input", "1.125")])
+    billed = _row(reconcile(store, SYSTEM), D2, BATCH, "gpt-5-mini")
+    assert billed["billed_usd"] == pytest.approx(1.125) and not billed["flagged"]
+    add_price(store, OWNER, {"provider": "openai", "family": "gpt-5-mini",
+                             "effective_from": D1.isoformat(), "input_per_1m": "0.5",
+                             "output_per_1m": "4"})
+    repriced = _row(reconcile(store, SYSTEM), D2, BATCH, "gpt-5-mini")
+    assert repriced["estimated_usd"] == pytest.approx(2.25) and repriced["flagged"]
+
+
+def test_a_renamed_project_shows_its_new_name_at_once(store):
+    """Renaming is no new data: the kept rows carry ids, and names are looked up each call."""
+    assert _row(reconcile(store, SYSTEM), D1, PROD, "gpt-4o")["project"] == "Production"
+    label_project(store, OWNER, "openai", PROD, "Storefront", None)
+    assert _row(reconcile(store, SYSTEM), D1, PROD, "gpt-4o")["project"] == "Storefront"
+    assert "Storefront" in set(reconcile(store, SYSTEM).summary(["project"])["project"])

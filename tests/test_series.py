@@ -8,6 +8,7 @@ import pytest
 
 from analytics.access import SYSTEM
 from analytics.demo import load_demo
+from analytics.org import label_project
 from analytics.queries import billed_cost, spend
 from analytics.series import (
     bump_data_version,
@@ -36,6 +37,11 @@ def test_scopes_and_version(engine):
     with engine.begin() as conn:
         bump_data_version(conn)
     assert data_version(engine) != after
+    bumped = data_version(engine)
+    label_project(engine, SYSTEM, "openai", "proj_demoMarketing000005", None, "Marketing")
+    assert data_version(engine) != bumped, "a new environment must not reuse cached figures"
+    assert sorted(scope_projects(engine, SYSTEM, "env:Production")) == [
+        "proj_demoProduction000003"]
 
 
 def test_daily_dollars_are_the_billed_cost_and_projects_add_up_to_the_org(engine):

@@ -9,11 +9,13 @@ Hand-computed figures (list prices per 1M tokens, see tests/pricing_fixtures.py)
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
 from analytics.access import SYSTEM, Principal
+from analytics.price_store import add_price
 from analytics.queries import spend
 from analytics.spend_estimates import spend_with_estimates, unpriced_usage
 from tests.pricing_fixtures import (
@@ -28,6 +30,8 @@ from tests.pricing_fixtures import (
     import_sample,
     usage,
 )
+
+D3 = D2 + timedelta(days=1)
 
 
 @pytest.fixture
@@ -119,3 +123,42 @@ def test_sample_usage_only_estimates_match_truth_within_half_a_percent(engine):
     assert set(frame.index) == set(truth["by_project"])
     for project, dollars in truth["by_project"].items():
         assert float(frame.loc[project, "cost_usd"]) == pytest.approx(dollars, rel=0.005)
+
+
+def test_unpriced_usage_follows_imports_and_prices(store, tmp_path):
+    """Kept per data version and price book: a new import and a new price are seen at once."""
+    assert unpriced_usage(store, SYSTEM)["model"].tolist() == ["mystery-model-1"]
+    import_exports(store, tmp_path / "more", [usage(D3, RESEARCH, "enigma-2", 700, 0, 70)], [])
+    assert unpriced_usage(store, SYSTEM)["model"].tolist() == ["enigma-2", "mystery-model-1"]
+    add_price(store, SYSTEM, {"provider": "openai", "family": "mystery-model-1",
+                              "effective_from": D1.isoformat(), "input_per_1m": "1",
+                              "output_per_1m": "2"})
+    assert unpriced_usage(store, SYSTEM)["model"].tolist() == ["enigma-2"]
+
+
+def test_unpriced_usage_finds_odd_counts_and_days_before_a_price(engine, tmp_path):
+    """Usage is read only where it may be unpriced; these two kinds hide among priced models."""
+    import_exports(engine, tmp_path, [
+        usage(D1, PROD, GPT4O, 100, 200, 10),  # more cached than input tokens
+        usage(D2, PROD, GPT4O, 100, 50, 10),
+        usage(D1, BATCH, "enigma-2", 300, 0, 30),  # priced from D2 on
+        usage(D2, BATCH, "enigma-2", 300, 0, 30),
+    ], [])
+    add_price(engine, SYSTEM, {"provider": "openai", "family": "enigma-2",
+                               "effective_from": D2.isoformat(), "input_per_1m": "1",
+                               "output_per_1m": "2"})
+    missing = unpriced_usage(engine, SYSTEM).set_index("model")
+    assert missing.loc[GPT4O, "reason"] == "cached tokens exceed input tokens"
+    assert missing.loc["enigma-2", "reason"] == "no price for enigma-2 in effect on 2026-09-01"
+    assert missing["input_tokens"].to_dict() == {"enigma-2": 300, GPT4O: 100}
+    assert (missing["first_day"] == D1).all() and (missing["last_day"] == D1).all()
+
+
+def test_unpriced_model_names_are_listed_once_and_sorted(store, tmp_path):
+    import_exports(store, tmp_path / "more", [
+        usage(D3, RESEARCH, "zeta-model", 500, 0, 50),
+        usage(D3, RESEARCH, "enigma-2", 500, 0, 50)], [])
+    frame = _by(spend_with_estimates(store, SYSTEM, "project"), "project")
+    assert frame.loc[RESEARCH, "unpriced_models"] == "enigma-2,mystery-model-1,zeta-model"
+    keys = spend_with_estimates(store, SYSTEM, "api_key").set_index("api_key")
+    assert keys.loc["key_" + RESEARCH, "unpriced_models"] == "enigma-2,mystery-model-1,zeta-model"

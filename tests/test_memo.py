@@ -1,0 +1,61 @@
+"""Results kept per data version: reused until an import or a purge, never across scopes."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from analytics.access import SYSTEM, Principal
+from analytics.memo import clear_all, per_data_version
+from analytics.queries import spend
+from analytics.series import bump_data_version
+from tests.pricing_fixtures import BATCH, D1, D2, GPT4O, MINI, PROD, import_exports, usage
+
+CALLS: list[str] = []
+
+
+@per_data_version
+def _spend_by_project(engine, principal, tag: str) -> pd.DataFrame:
+    CALLS.append(tag)
+    return spend(engine, principal, "project")
+
+
+@pytest.fixture
+def store(engine, tmp_path):
+    clear_all()
+    CALLS.clear()
+    import_exports(engine, tmp_path / "first", [usage(D1, PROD, GPT4O, 1000, 0, 100)], [])
+    return engine
+
+
+def test_kept_until_an_import_then_read_again(store, tmp_path):
+    first = _spend_by_project(store, SYSTEM, "a")
+    assert _spend_by_project(store, SYSTEM, "a").equals(first)
+    assert CALLS == ["a"]
+    import_exports(store, tmp_path / "more", [usage(D2, BATCH, MINI, 500, 0, 50)], [])
+    after = _spend_by_project(store, SYSTEM, "a")
+    assert CALLS == ["a", "a"]
+    assert after["project"].tolist() == [BATCH, PROD]
+
+
+def test_a_purge_without_an_import_is_seen_too(store):
+    _spend_by_project(store, SYSTEM, "a")
+    with store.begin() as conn:
+        bump_data_version(conn)
+    _spend_by_project(store, SYSTEM, "a")
+    assert CALLS == ["a", "a"]
+
+
+def test_arguments_and_scopes_are_kept_apart(store):
+    scoped = Principal("sam", "reader", frozenset({BATCH}))
+    _spend_by_project(store, SYSTEM, "a")
+    _spend_by_project(store, SYSTEM, "b")
+    assert _spend_by_project(store, scoped, "a").empty
+    assert CALLS == ["a", "b", "a"]
+
+
+def test_a_caller_changing_its_frame_does_not_change_the_kept_one(store):
+    mine = _spend_by_project(store, SYSTEM, "a")
+    mine.loc[0, "input_tokens"] = -1
+    assert _spend_by_project(store, SYSTEM, "a").loc[0, "input_tokens"] == 1000
+    assert CALLS == ["a"]
