@@ -65,10 +65,7 @@ class _Written:
         self.fingerprints: list[np.ndarray] = []
         self.lines: list[np.ndarray] = []
         self.matched = 0
-        self.kept: list[np.ndarray] = []
-
-    def all(self, parts: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
-        return np.concatenate(parts) if parts else np.empty(shape, dtype=np.int64)
+        self.kept: list[tuple[int, int]] = []  # runs of consecutive ids, first and last
 
 
 def write_usage(conn: Connection, parsed: ParsedFile, import_id: int) -> tuple[int, int]:
@@ -122,7 +119,7 @@ def _write(conn: Connection, parsed: ParsedFile, import_id: int, newest_before: 
         matched, kept, kept_ids = _stored_twins(conn, parsed, newest_before, batch,
                                                 fingerprints)
         written.matched += int(matched.sum())
-        written.kept.append(kept_ids)
+        written.kept.extend(_runs(np.unique(kept_ids)))
         if not kept.any():
             insert(conn, batch, fingerprints[:, 0], import_id)
         elif not kept.all():
@@ -310,19 +307,20 @@ def _retire_replaced(conn: Connection, parsed: ParsedFile, import_id: int, newes
         cov.days, cov.projects, conn, "usage",
         "usage.id <= :newest_before AND usage.provider = :prov AND usage.kind = :kind",
         {"prov": parsed.provider, "kind": parsed.usage_kind, "newest_before": newest_before})
-    kept = np.unique(written.all(written.kept, (0,)))
-    for low, high in _runs(kept):
+    for low, high in written.kept:
         conn.execute(text("UPDATE usage SET import_id = :import_id "
                           "WHERE id BETWEEN :low AND :high"),
                      {"import_id": import_id, "low": low, "high": high})
     deleted = conn.execute(text(f"DELETE FROM usage WHERE {clause} AND import_id <> :import_id"),
                            {**params, "import_id": import_id}).rowcount
-    return cov.rows - written.matched, deleted + len(kept)
+    kept = sum(high - low + 1 for low, high in written.kept)
+    return cov.rows - written.matched, deleted + kept
 
 
 def _runs(ids: np.ndarray) -> list[tuple[int, int]]:
     """Sorted ids as runs of consecutive values: an earlier import stored its rows in one
-    run, so a re-import hands them over in a few statements, not one per row."""
+    run, so a re-import hands them over in a few statements, not one per row (and holds a
+    few pairs, not an id per row)."""
     if not ids.size:
         return []
     breaks = np.flatnonzero(np.diff(ids) != 1)
