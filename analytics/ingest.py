@@ -85,6 +85,10 @@ class ImportResult:
 
 def _hash_sources(parts: Iterable[bytes | Path]) -> str:
     """SHA-256 of a file's bytes (of all its pages, in order, for Admin API pages)."""
+    parts = list(parts)
+    if len(parts) == 1 and isinstance(parts[0], Path):  # one file: read in C, GIL released
+        with parts[0].open("rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
     digest = hashlib.sha256()
     for data in parts:
         if isinstance(data, Path):

@@ -228,20 +228,23 @@ def _maybe_unpriced(engine: Engine, book: PriceBook) -> ColumnElement[bool]:
     (DISTINCT: few of them), and a lookup of the odd rows (usually none)."""
     usage = Usage.__table__
     combo = [usage.c.provider, usage.c.model, usage.c.service_tier]
+    group = [usage.c[k] for k in PRICING_KEYS]
+    odd = select(*group).distinct().where(or_(
+        usage.c.cached_input_tokens > usage.c.input_tokens, usage.c.input_tokens < 0,
+        usage.c.cached_input_tokens < 0, usage.c.output_tokens < 0))
     with engine.connect() as conn:
         models = rows_frame(conn.execute(select(*combo).distinct()).all(),
                             ["provider", "model", "service_tier"])
         first_day = conn.execute(select(func.min(usage.c.day))).scalar()
+        # Fetched first, then named as values: PostgreSQL plans a row-valued IN (subquery)
+        # under OR as a subplan rerun per row, minutes at 100k rows.
+        odd_groups = [tuple(r) for r in conn.execute(odd).all()]
     since = first_priced_day(models, book)
     never = models[since.isna()]
     later = models[since > pd.Timestamp(first_day)] if first_day is not None else never[:0]
-    group = [usage.c[k] for k in PRICING_KEYS]
-    odd = select(*group).where(or_(
-        usage.c.cached_input_tokens > usage.c.input_tokens, usage.c.input_tokens < 0,
-        usage.c.cached_input_tokens < 0, usage.c.output_tokens < 0))
     return or_(
         tuple_(*combo).in_([tuple(r) for r in never.itertuples(index=False)]),
         *[and_(*(c == v for c, v in zip(combo, row[:3], strict=True)),
                usage.c.day < row[3].date())
           for row in later.assign(since=since[later.index]).itertuples(index=False)],
-        tuple_(*group).in_(odd))
+        *([tuple_(*group).in_(odd_groups)] if odd_groups else []))
