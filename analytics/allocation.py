@@ -39,6 +39,8 @@ from typing import Any, Literal, NamedTuple, get_args
 
 import numpy as np
 
+from analytics.exports import dollars
+
 Method = Literal["percent", "fixed", "proportional", "even"]
 Limit = Literal["hard", "soft"]
 METHODS: tuple[str, ...] = get_args(Method)
@@ -227,7 +229,7 @@ def _part_problems(plan: Plan) -> list[_Problem]:
     if not plan.shares:
         found.append("The plan has no shares: add at least one environment")
     if plan.total <= 0:
-        found.append(f"The budget total must be more than $0 (it is {_money(plan.total)})")
+        found.append(f"The budget total must be more than $0 (it is {dollars(plan.total)})")
     elif not _whole_cents(plan.total):
         found.append(f"The budget total must be in whole cents (it is ${plan.total})")
     if not 0 <= plan.reserve_pct < 100:
@@ -278,8 +280,8 @@ def _sum_problems(plan: Plan) -> list[_Problem]:
     if fixed > allocatable:
         return [
             _Problem(
-                f"Fixed amounts add up to {_money(fixed)}, more than the {_money(allocatable)} "
-                f"left after the reserve: reduce them by {_money(fixed - allocatable)}",
+                f"Fixed amounts add up to {dollars(fixed)}, more than the {dollars(allocatable)} "
+                f"left after the reserve: reduce them by {dollars(fixed - allocatable)}",
                 blocking=True,
             )
         ]
@@ -287,9 +289,9 @@ def _sum_problems(plan: Plan) -> list[_Problem]:
     if rest < 0:
         return [
             _Problem(
-                f"Percent shares ({_pct(percent)}%, {_money(percent_dollars)}) and fixed amounts "
-                f"({_money(fixed)}) need more than the {_money(allocatable)} left after the "
-                f"reserve: reduce them by {_money(-rest)}",
+                f"Percent shares ({_pct(percent)}%, {dollars(percent_dollars)}) and fixed amounts "
+                f"({dollars(fixed)}) need more than the {dollars(allocatable)} left after the "
+                f"reserve: reduce them by {dollars(-rest)}",
                 blocking=True,
             )
         ]
@@ -299,7 +301,7 @@ def _sum_problems(plan: Plan) -> list[_Problem]:
         return [
             _Problem(
                 f"Shares add up to {_pct(covered)}%: {_pct(100 - covered)}% of the budget after "
-                f"the reserve ({_money(rest)}) is unallocated",
+                f"the reserve ({dollars(rest)}) is unallocated",
                 blocking=False,
             )
         ]
@@ -563,8 +565,8 @@ def sanity_flags(
     dev, staging = by_env.get(DEVELOPMENT), by_env.get(STAGING)
     if dev and staging and staging.forecast > dev.forecast:
         flags.append(
-            f"Staging is forecast to cost more than Development ({_money(staging.forecast)} "
-            f"against {_money(dev.forecast)})"
+            f"Staging is forecast to cost more than Development ({dollars(staging.forecast)} "
+            f"against {dollars(dev.forecast)})"
         )
     if any(s.environment == PRODUCTION and s.limit == "hard" for s in plan.shares):
         flags.append("Production has a hard limit: an overrun would take the product down")
@@ -585,13 +587,13 @@ def sanity_flags(
             )
         elif s.limit == "hard" and s.forecast > allocation:
             flags.append(
-                f"{s.environment} is forecast to reach its hard limit ({_money(s.forecast)} "
-                f"against {_money(allocation)}); requests will be refused once it does"
+                f"{s.environment} is forecast to reach its hard limit ({dollars(s.forecast)} "
+                f"against {dollars(allocation)}); requests will be refused once it does"
             )
         elif s.limit == "soft" and s.forecast > allocation:
             flags.append(
                 f"{s.environment} is forecast to go over its share by "
-                f"{_money(s.forecast - allocation)}; the reserve would pay for it"
+                f"{dollars(s.forecast - allocation)}; the reserve would pay for it"
             )
     return flags
 
@@ -687,7 +689,7 @@ def _require(
 def _allocatable(total: float | Decimal, reserve_pct: float | Decimal) -> tuple[float, float]:
     total_f, reserve = float(total), float(reserve_pct)
     if total_f <= 0:
-        raise PlanError(f"The budget total must be more than $0 (it is {_money(total_f)})")
+        raise PlanError(f"The budget total must be more than $0 (it is {dollars(total_f)})")
     if not 0 <= reserve < 100:
         raise PlanError(f"The reserve must be at least 0% and under 100% (it is {reserve:g}%)")
     return total_f, total_f * (100 - reserve) / 100
@@ -880,10 +882,6 @@ def _polish(
 
 
 # --------------------------------------------------------------------------- wording
-
-
-def _money(amount: Decimal | float) -> str:
-    return f"-${-amount:,.2f}" if amount < 0 else f"${amount:,.2f}"
 
 
 def _pct(value: Decimal) -> str:

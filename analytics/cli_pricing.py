@@ -160,7 +160,7 @@ def _reprice(args: argparse.Namespace) -> int:
                  [[*_REPRICE_MONEY, "unpriced_rows"]].sum(min_count=1))
     exports.emit(frame, args.format, _REPRICE_MONEY)
     print(f"baseline ${result.baseline_usd:,.2f}, scenario ${result.scenario_usd:,.2f}, "
-          f"difference ${result.difference_usd:+,.2f}", file=sys.stderr)
+          f"difference {exports.dollars(result.difference_usd, signed=True)}", file=sys.stderr)
     for row in result.unpriced.itertuples():
         print(f"warning: not in the sums: {row.model} ({row.reason}), {row.rows} rows",
               file=sys.stderr)

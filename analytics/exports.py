@@ -100,6 +100,16 @@ def to_table(frame: pd.DataFrame, money: tuple[str, ...] = ("cost_usd",)) -> str
     return "\n".join(lines)
 
 
+def dollars(value: object, signed: bool = False) -> str:
+    """Dollars as a person writes them: ``$1,234.56``, ``-$5.10`` (the sign before the $,
+    never ``$-5.10``), and with ``signed`` a ``+`` on gains too. Decimals keep their exact
+    rounding; an amount that rounds to zero has no sign."""
+    amount = value if isinstance(value, Decimal) else float(value or 0)  # type: ignore[arg-type]
+    text = f"{abs(amount):,.2f}"
+    sign = "-" if amount < 0 and text != "0.00" else "+" if signed else ""
+    return f"{sign}${text}"
+
+
 def _cell(value: Any, money: bool) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return ""

@@ -8,6 +8,7 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from analytics.access import AccessDenied, Principal
+from analytics.exports import dollars
 from analytics.forecast import ForecastError
 from analytics.org import anchor_day
 from analytics.price_store import current_book
@@ -41,7 +42,7 @@ eng, who = engine(), principal()
 
 def signed(value: float) -> str:
     """-$303.82 / +$12.00: a difference, with its sign where a reader looks for it."""
-    return f"{'-' if value < 0 else '+'}${abs(value):,.2f}"
+    return dollars(value, signed=True)
 
 
 st.title("What-if pricing")

@@ -100,7 +100,7 @@ def test_reprice_with_a_price_file(db, capsys, tmp_path):
     assert code == 0
     by = {r["project_id"]: r for r in json.loads(out)}
     assert by[PROD]["difference_usd"] == pytest.approx(-3.25)  # half price: 6.50 -> 3.25
-    assert "difference $-3.25" in err
+    assert "difference -$3.25" in err
 
 
 @pytest.mark.parametrize("argv,message", [

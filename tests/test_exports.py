@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pandas as pd
 
-from analytics.exports import neutralise, to_csv
+from analytics.exports import dollars, neutralise, to_csv
 
 
 def test_formula_text_is_neutralised_and_money_stays_numeric():
@@ -27,3 +27,12 @@ def test_formula_text_is_neutralised_and_money_stays_numeric():
 def test_numbers_are_not_touched():
     assert neutralise(-3) == -3
     assert neutralise("gpt-4o") == "gpt-4o"
+
+
+def test_dollars_put_the_sign_before_the_dollar_and_round_decimals_exactly() -> None:
+    assert dollars(-5.1) == "-$5.10"  # not "$-5.10"
+    assert dollars(Decimal("1234.5")) == "$1,234.50"
+    assert dollars(3, signed=True) == "+$3.00" and dollars(-3, signed=True) == "-$3.00"
+    assert dollars(-0.001) == "$0.00"  # rounds to nothing: no sign
+    assert dollars(Decimal("2.675")) == "$2.68"  # exact half, rounded to even; float says 2.67
+    assert dollars(None) == "$0.00"

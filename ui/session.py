@@ -11,6 +11,7 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from analytics.access import Principal
+from analytics.exports import dollars
 from analytics.store import database_url, get_engine
 
 
@@ -43,4 +44,4 @@ def data_changed() -> None:
 
 
 def money(value: object) -> str:
-    return f"${float(value or 0):,.2f}"
+    return dollars(value)
