@@ -32,6 +32,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy import create_engine, make_url, text
@@ -288,6 +289,20 @@ def summary(results: list[Measurement]) -> list[str]:
     return lines
 
 
+def machine() -> str:
+    """How every report opens: what ran it, and how busy the machine was at the start."""
+    return (f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+            f"{os.cpu_count()} CPUs; load average at start {os.getloadavg()[0]:.1f}; "
+            f"run {date.today().isoformat()}")
+
+
+def publish(out: Path, name: str, report: str) -> None:
+    """Write a report to ``out/name`` and show it."""
+    (out / name).write_text(report, encoding="utf-8")
+    print("\n" + report)
+    print(f"written: {out / name}")
+
+
 def markdown(results: list[Measurement], context: list[str]) -> str:
     head = ("| backend | path | rows | seconds | CPU s | rows/s | peak MB | note |\n"
             "|---|---|---:|---:|---:|---:|---:|---|")
@@ -302,12 +317,10 @@ def run(rows_list: list[int], pg_url: str | None, bucket: str = "day",
     """Generate each export, measure every path on each backend, write ``import.md``."""
     out.mkdir(parents=True, exist_ok=True)
     results: list[Measurement] = []
-    context = [f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
-               f"{os.cpu_count()} CPUs, {bucket} buckets; peak = the process's VmHWM (peak "
-               "RSS, interpreter included); seconds exclude interpreter start-up except for the "
+    context = [f"{machine()}; {bucket} buckets; peak = the process's VmHWM (peak RSS, "
+               "interpreter included); seconds exclude interpreter start-up except for the "
                "sqlite3 shell; CPU s = the client process's user+system time (on PostgreSQL "
-               "the server's is not in it, nor in peak MB); rows/s = rows / seconds. "
-               f"Load average at start: {os.getloadavg()[0]:.1f}."]
+               "the server's is not in it, nor in peak MB); rows/s = rows / seconds."]
     for rows in rows_list:
         path = out / f"usage_{rows}_{bucket}.csv"
         start = time.perf_counter()
@@ -319,10 +332,7 @@ def run(rows_list: list[int], pg_url: str | None, bucket: str = "day",
         results += bench_sqlite(path, rows, out)
         if pg_url:
             results += bench_postgres(path, rows, pg_url)
-    report = markdown(results, context)
-    (out / "import.md").write_text(report, encoding="utf-8")
-    print("\n" + report)
-    print(f"written: {out / 'import.md'}")
+    publish(out, "import.md", markdown(results, context))
     return results
 
 

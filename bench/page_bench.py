@@ -17,20 +17,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import sqlite3
 import statistics
 import time
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
+from bench.import_bench import machine, publish
 from bench.query_bench import (
     OUT,
     REPEATS,
     add_arguments,
-    postgres_store,
-    sqlite_store,
+    each_store,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,19 +130,10 @@ def markdown(results: list[PageTiming], context: list[str]) -> str:
 def run(rows_list: list[int], pg_url: str | None, out: Path = OUT) -> list[PageTiming]:
     """Render every page on each store, write ``pages.md``."""
     out.mkdir(parents=True, exist_ok=True)
-    context = [f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
-               f"{os.cpu_count()} CPUs; Streamlit AppTest, Owner; cold = first visit with "
-               f"caches emptied, warm = median of {REPEATS} later visits from new sessions; "
-               f"load average at start {os.getloadavg()[0]:.1f}; run {date.today()}."]
-    results: list[PageTiming] = []
-    for rows in rows_list:
-        results += bench_pages("sqlite", rows, sqlite_store(rows, out))
-        if pg_url:
-            results += bench_pages("postgresql", rows, postgres_store(rows, pg_url, out))
-    report = markdown(results, context)
-    (out / "pages.md").write_text(report, encoding="utf-8")
-    print("\n" + report)
-    print(f"written: {out / 'pages.md'}")
+    context = [f"{machine()}; Streamlit AppTest, Owner; cold = first visit with caches "
+               f"emptied, warm = median of {REPEATS} later visits from new sessions."]
+    results = each_store(rows_list, pg_url, out, bench_pages)
+    publish(out, "pages.md", markdown(results, context))
     return results
 
 

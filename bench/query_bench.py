@@ -19,16 +19,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import platform
-import sqlite3
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +33,7 @@ import pandas as pd
 from sqlalchemy import Engine, create_engine, make_url, text
 
 from bench.gen_usage import write_usage_export
-from bench.import_bench import DEFAULT_ROWS, parse_rows
+from bench.import_bench import DEFAULT_ROWS, machine, parse_rows, publish
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -305,24 +302,26 @@ def markdown(results: list[Timing], context: list[str]) -> str:
     return "\n".join(["# Read-path benchmark", "", *context, "", head, *body, "", *tail, ""])
 
 
+def each_store(rows_list: list[int], pg_url: str | None, out: Path,
+               bench: Callable[[str, int, str], list[Any]]) -> list[Any]:
+    """``bench(backend, rows, url)`` on the SQLite store of each size, and on its PostgreSQL
+    twin when ``pg_url`` is given (both built once and kept)."""
+    results: list[Any] = []
+    for rows in rows_list:
+        print(f"store with {rows:,} usage rows", flush=True)
+        results += bench("sqlite", rows, sqlite_store(rows, out))
+        if pg_url:
+            results += bench("postgresql", rows, postgres_store(rows, pg_url, out))
+    return results
+
+
 def run(rows_list: list[int], pg_url: str | None, out: Path = OUT) -> list[Timing]:
     """Build (or reuse) each store, time every path, write ``queries.md``."""
     out.mkdir(parents=True, exist_ok=True)
-    context = [f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
-               f"{os.cpu_count()} CPUs; median of {REPEATS} after one warm-up (one cold run for "
-               f"paths over {SLOW_S:g} s); "
-               f"load average at start {os.getloadavg()[0]:.1f}; "
-               f"run {date.today().isoformat()}."]
-    results: list[Timing] = []
-    for rows in rows_list:
-        print(f"store with {rows:,} usage rows", flush=True)
-        results += bench_store("sqlite", rows, sqlite_store(rows, out))
-        if pg_url:
-            results += bench_store("postgresql", rows, postgres_store(rows, pg_url, out))
-    report = markdown(results, context)
-    (out / "queries.md").write_text(report, encoding="utf-8")
-    print("\n" + report)
-    print(f"written: {out / 'queries.md'}")
+    context = [f"{machine()}; median of {REPEATS} after one warm-up (one cold run for "
+               f"paths over {SLOW_S:g} s)."]
+    results = each_store(rows_list, pg_url, out, bench_store)
+    publish(out, "queries.md", markdown(results, context))
     return results
 
 
