@@ -29,6 +29,7 @@ store is left as it was.
 from __future__ import annotations
 
 import io
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -45,10 +46,12 @@ from sqlalchemy.exc import DBAPIError
 from analytics.import_scope import scope_clause
 from analytics.importers import ImportFailure, ParsedFile
 from analytics.importers.base import FastPathDeclined, text_problem
+from analytics.prefetch import prefetched
 from analytics.store import Usage
 from analytics.usage_columns import COUNT_COLUMNS, STORED, batch_from_rows, key_hashes
 
 CHUNK = 20_000  # rows per batch when packing rows from a row-by-row reader
+_ROWS_PER_INSERT = 256  # rows per SQLite INSERT statement, within its variable limit
 Batch = tuple[pa.Table, np.ndarray | None]  # columns, and their lines when the reader knows them
 
 _INSERTED = (*STORED, "key_hash")
@@ -104,12 +107,9 @@ def _row_batches(parsed: ParsedFile) -> Iterator[Batch]:
 
 def _write(conn: Connection, parsed: ParsedFile, import_id: int, newest_before: int,
            batches: Iterator[Batch]) -> _Written:
-    checked: dict[str, set[str]] = {name: set() for name in _LIMITS}
     written = _Written()
     insert = _sqlite_insert if conn.dialect.name == "sqlite" else _copy_insert
-    for batch, lines in batches:
-        _check_text(batch, lines, checked, parsed)
-        fingerprints = key_hashes(batch)
+    for batch, lines, fingerprints in prefetched(_prepared(batches, parsed)):
         written.fingerprints.append(fingerprints)
         if lines is not None:
             written.lines.append(lines)
@@ -125,6 +125,36 @@ def _write(conn: Connection, parsed: ParsedFile, import_id: int, newest_before: 
         elif not kept.all():
             insert(conn, batch.filter(pa.array(~kept)), fingerprints[~kept, 0], import_id)
     return written
+
+
+def _prepared(batches: Iterator[Batch], parsed: ParsedFile
+              ) -> Iterator[tuple[pa.Table, np.ndarray | None, np.ndarray]]:
+    """The file's batches checked, ordered for the store and fingerprinted: the work that
+    needs no database, done on the prefetch thread while the previous batch is written."""
+    checked: dict[str, set[str]] = {name: set() for name in _LIMITS}
+    for batch, lines in batches:
+        _check_text(batch, lines, checked, parsed)
+        order = _store_order(batch)
+        batch = batch.take(order)
+        yield batch, None if lines is None else lines[order], key_hashes(batch)
+
+
+def _store_order(batch: pa.Table) -> np.ndarray:
+    """Row order by (day, project): the order of the store's ``(day, project_id)`` index, so
+    SQLite adds each batch's index entries in a few runs instead of at thousands of scattered
+    places (a fifth of the insert time at a million rows)."""
+    return np.lexsort((_ranks(batch["project_id"]), _ranks(batch["day"])))
+
+
+def _ranks(column: pa.ChunkedArray) -> np.ndarray:
+    """Each row's rank among the column's distinct values (Arrow cannot sort a dictionary
+    column itself)."""
+    array = column.combine_chunks()
+    encoded = array if pa.types.is_dictionary(array.type) else pc.dictionary_encode(array)
+    values = encoded.dictionary.to_numpy(zero_copy_only=False)
+    rank = np.empty(len(values), dtype=np.int64)
+    rank[np.argsort(values, kind="stable")] = np.arange(len(values))
+    return rank[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
 def _stored_twins(conn: Connection, parsed: ParsedFile, newest_before: int,
@@ -216,8 +246,13 @@ def _driver_call(conn: Connection, statement: str) -> Iterator[None]:
 
 def _sqlite_insert(conn: Connection, batch: pa.Table, hashes: np.ndarray,
                    import_id: int) -> None:
-    """``executemany`` of the batch; columns holding one text for the whole batch (provider,
-    kind) are written into the statement as literals, which spares binding them per row."""
+    """The batch as multi-row ``INSERT ... VALUES (...), (...)`` statements.
+
+    One statement per row (plain ``executemany``) spent a third of its time on per-statement
+    work (reset, step, handing the GIL back and forth); ``_ROWS_PER_INSERT`` rows per
+    statement spend it once. Columns holding one text for the whole batch (provider, kind)
+    are written into the statement as literals, which spares binding them per row.
+    """
     values: list[str] = [str(int(import_id))]
     columns: list[list[Any]] = []
     for name in STORED:
@@ -229,12 +264,30 @@ def _sqlite_insert(conn: Connection, batch: pa.Table, hashes: np.ndarray,
             columns.append(_plain(batch[name]))
     values.append("?")
     columns.append(hashes.tolist())
-    statement = (f"INSERT INTO usage (import_id, {', '.join(_INSERTED)}) "
-                 f"VALUES ({', '.join(values)})")
-    cursor = conn.connection.driver_connection.cursor()
+    grid = np.empty((batch.num_rows, len(columns)), dtype=object)
+    for at, column in enumerate(columns):
+        grid[:, at] = column
+    flat = grid.ravel().tolist()  # row after row
+    del grid
+    raw = conn.connection.driver_connection
+    per_statement = min(_ROWS_PER_INSERT,
+                        raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(columns))
+    width = per_statement * len(columns)
+    whole = len(flat) - len(flat) % width
+
+    def statement(rows: int) -> str:
+        row = f"({', '.join(values)})"
+        return (f"INSERT INTO usage (import_id, {', '.join(_INSERTED)}) "
+                f"VALUES {', '.join([row] * rows)}")
+
+    cursor = raw.cursor()
     try:
-        with _driver_call(conn, statement):
-            cursor.executemany(statement, zip(*columns, strict=True))
+        with _driver_call(conn, "INSERT INTO usage ..."):
+            if whole:
+                cursor.executemany(statement(per_statement),
+                                   (flat[at:at + width] for at in range(0, whole, width)))
+            if whole < len(flat):
+                cursor.execute(statement((len(flat) - whole) // len(columns)), flat[whole:])
     finally:
         cursor.close()
 

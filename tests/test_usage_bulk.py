@@ -114,3 +114,18 @@ def test_a_changed_reimport_keeps_identical_rows_and_replaces_the_rest(engine: E
     total = spend(engine, SYSTEM, "day")["input_tokens"].sum()
     assert total == 11 * 1000 + 7777 + 1000 + 1000  # the other file's day is untouched
 
+
+
+def test_a_batch_written_in_several_statements_stores_every_row_once(engine: Engine) -> None:
+    """Rows go in many to a statement, in (day, project) order: none lost at a statement's
+    edge or in the short last statement, none doubled, each still with its own counts."""
+    count = 2 * 256 + 37
+    rows = [usage_row(DAY + timedelta(days=n % 5), project=f"proj_{n % 3}", key=f"key_{n}",
+                      input_tokens=f"{n}.0") for n in range(count)]
+    [result] = import_sources(engine, [("many.csv", csv_text(USAGE_HEADER, rows).encode())])
+    assert (result.ok, result.rows, result.new) == (True, count, count)
+    with engine.connect() as conn:
+        stored = set(conn.execute(text(
+            "SELECT api_key_id, day, project_id, input_tokens FROM usage")).all())
+    assert stored == {(f"key_{n}", str(DAY + timedelta(days=n % 5)), f"proj_{n % 3}", n)
+                      for n in range(count)}
