@@ -31,10 +31,10 @@ from analytics.importers.base import (
 from analytics.importers.base import USAGE_STORED as STORED
 
 # Arrow's streaming reader holds some dozens of blocks in flight: small blocks keep its memory
-# near 40 MB, and blocks are then joined into batches of ``_ROWS`` to spread the per-batch
-# Python work.
+# near 40 MB, and blocks are then joined into larger batches (``_joined``).
 _BLOCK = 1 << 20
 _ROWS = 32_768
+_FIRST_ROWS = 4_096
 _TEXT = ("project_id", "user_id", "api_key_id", "model", "service_tier")
 _COUNTS = (("input_tokens", "input_tokens"), ("cached_input_tokens", "input_cached_tokens"),
            ("output_tokens", "output_tokens"), ("requests", "num_model_requests"))
@@ -67,15 +67,17 @@ def usage_batches(source: bytes | Path, header: list[str], kind: str, cov: Cover
 
 
 def _joined(stream: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """The reader's small batches joined into batches of at least ``_ROWS`` rows."""
+    """The reader's small batches joined into batches of ``_FIRST_ROWS`` rows, doubling up
+    to ``_ROWS``: the import writes a batch while the next is read, so a small first batch
+    gets the writing going sooner, and large later ones spread the per-batch Python work."""
     pending: list[pa.RecordBatch] = []
-    rows = 0
+    rows, wanted = 0, _FIRST_ROWS
     for batch in stream:
         pending.append(batch)
         rows += batch.num_rows
-        if rows >= _ROWS:
+        if rows >= wanted:
             yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
-            pending, rows = [], 0
+            pending, rows, wanted = [], 0, min(2 * wanted, _ROWS)
     if rows:
         yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
 
