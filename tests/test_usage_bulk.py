@@ -125,7 +125,8 @@ def test_a_batch_written_in_several_statements_stores_every_row_once(engine: Eng
     [result] = import_sources(engine, [("many.csv", csv_text(USAGE_HEADER, rows).encode())])
     assert (result.ok, result.rows, result.new) == (True, count, count)
     with engine.connect() as conn:
-        stored = set(conn.execute(text(
-            "SELECT api_key_id, day, project_id, input_tokens FROM usage")).all())
+        stored = {(key, str(day), project, tokens) for key, day, project, tokens in
+                  conn.execute(text("SELECT api_key_id, day, project_id, input_tokens "
+                                    "FROM usage")).all()}
     assert stored == {(f"key_{n}", str(DAY + timedelta(days=n % 5)), f"proj_{n % 3}", n)
                       for n in range(count)}
