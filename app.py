@@ -11,6 +11,7 @@ import streamlit as st
 import streamlit_authenticator as stauth
 
 from analytics import auth
+from analytics.refresh import watch
 from analytics.store import StoreError
 from ui.nav import pages_for
 from ui.session import engine
@@ -128,6 +129,7 @@ def main() -> None:
     if isinstance(users, str):
         gate(partial(store_down, users), "unavailable", "Store unavailable")
         return
+    watch(engine())  # once per store: imports by the CLI or cron are refreshed for, too
     if users == 0:
         _setup_token()
         gate(first_run, "welcome", "Welcome")

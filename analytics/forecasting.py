@@ -9,6 +9,8 @@ ever served and nothing is recomputed before. The key also holds the principal's
 forecast is never shared between users who see different projects. (Not ``st.cache``: the
 CLI and cron use this too.) Many scopes at once (the page's one chart per project) are read
 in one query and forecast in parallel, one worker process per core (``forecast_scopes``).
+Users' calls are remembered (``memo.replayed``), so that after an import ``refresh`` makes
+these forecasts again in the background before anyone asks.
 
 The forecast is made "as of" the last day with billed cost, not today: cost exports arrive
 days late, and days not yet exported are unknown, not $0.
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any, TypeVar
 
@@ -34,6 +36,7 @@ from analytics.forecast import (
     backtest,
     forecast_period_end,
 )
+from analytics.memo import replayed
 from analytics.org import anchor_day as org_anchor_day
 from analytics.pricing import Scenario
 from analytics.queries import billed_cost, visible_projects
@@ -142,7 +145,8 @@ def _daily(engine: Engine, principal: Principal, scopes: Iterable[str], day: dat
     return found
 
 
-def forecast_scopes(engine: Engine, principal: Principal, scopes: Iterable[str],
+@replayed
+def forecast_scopes(engine: Engine, principal: Principal, scopes: Sequence[str],
                     as_of: date | None = None, kind: PeriodKind = "month",
                     anchor_days: Mapping[str, int] | None = None, method: str = "shipped"
                     ) -> dict[str, ForecastResult | ForecastError]:
@@ -200,6 +204,7 @@ def cumulative_actual(engine: Engine, principal: Principal, scope: str,
     return daily.reindex(days, fill_value=0.0).cumsum()
 
 
+@replayed
 def backtest_summary(engine: Engine, principal: Principal, scope: str = "org",
                      kind: PeriodKind = "month", anchor_day: int | None = None,
                      method: str = "shipped") -> BacktestResult:

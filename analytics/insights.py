@@ -34,6 +34,7 @@ from analytics import anomaly
 from analytics.access import Principal
 from analytics.exports import records
 from analytics.keys import key_inventory, project_labels
+from analytics.memo import per_data_version
 from analytics.models import capability_class, cheaper_alternative
 from analytics.price_store import current_book
 from analytics.pricing import MigrationScenario, PriceBook, estimate_cost, reprice
@@ -837,6 +838,28 @@ def find_insights(engine: Engine, principal: Principal, start: date | None = Non
     if unpriced:
         notes.append("Not priced, so left out of savings: " + ", ".join(unpriced) + ".")
     return InsightReport(start, end, findings, notes)
+
+
+def insights_report(engine: Engine, principal: Principal, start: date | None = None,
+                    end: date | None = None) -> tuple[InsightReport, pd.DataFrame] | None:
+    """The report and its table of findings (``findings_frame``) for the Insights page; None
+    when there is no data.
+
+    Kept per data version and price book (``memo``): a large store takes seconds to analyse
+    and the page is drawn again on every click. Leave ``start`` and ``end`` out for the
+    default window (the last 90 days of data), so that the report a refresh prepares after
+    an import is the new default one rather than the window the old data ended on. The
+    report is shared, not copied: nothing changes a report once made.
+    """
+    return _insights_report(engine, principal, start, end, current_book(engine))
+
+
+@per_data_version
+def _insights_report(engine: Engine, principal: Principal, start: date | None,
+                     end: date | None, book: PriceBook
+                     ) -> tuple[InsightReport, pd.DataFrame] | None:
+    report = find_insights(engine, principal, start, end, book)
+    return None if report is None else (report, findings_frame(report))
 
 
 def findings_frame(report: InsightReport) -> pd.DataFrame:

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, func, select
 from analytics import audit
 from analytics.access import Principal
 from analytics.grouping import group_sum
-from analytics.memo import per_data_version
+from analytics.memo import per_data_version, replayed
 from analytics.price_store import current_book
 from analytics.pricing import PriceBook, estimate_cost
 from analytics.queries import data_range, projects, rows_frame, usage_for_pricing, visible_projects
@@ -102,12 +102,15 @@ def recent_key_spend(engine: Engine, principal: Principal, start: date, end: dat
     return pd.concat([requests, spent], axis=1).reset_index()
 
 
+@replayed
 def key_inventory(engine: Engine, principal: Principal, as_of: date | None = None,
                   book: PriceBook | None = None) -> pd.DataFrame:
     """Every key the principal may see, newest activity first, with its latest note.
 
     ``as_of`` (default: the newest day of data) anchors "last 30 days" and ``stale`` (no
-    request for ``STALE_AFTER_DAYS`` days or more).
+    request for ``STALE_AFTER_DAYS`` days or more). The parts are kept per data version; the
+    notes are read on every call. A user's call is remembered (``memo.replayed``), so after
+    an import the refresh prepares the new 30 days, not the window the old data ended on.
     """
     seen = _key_usage(engine, principal)
     if seen.empty:

@@ -16,8 +16,6 @@ environment is one possible month), as ``allocation.py`` expects.
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -54,9 +52,10 @@ from analytics.allocation import (
 )
 from analytics.budgets import Period, period_containing, previous_period
 from analytics.forecast import ForecastResult, forecast_period_end
+from analytics.memo import per_data_version
 from analytics.org import anchor_day
 from analytics.queries import data_range, projects, spend
-from analytics.series import daily_spend, data_version
+from analytics.series import daily_spend
 
 ALIASES: dict[str, str] = {
     "dev": DEVELOPMENT,
@@ -65,11 +64,6 @@ ALIASES: dict[str, str] = {
     "analytics": ANALYTICS,
 }
 """Short names the CLI accepts for the usual environments."""
-
-_CACHE_SIZE = 16
-_cache: OrderedDict[tuple[Any, ...], Outlook] = OrderedDict()
-_cache_lock = threading.Lock()
-
 
 # --------------------------------------------------------------------------- environments
 
@@ -166,25 +160,17 @@ def default_as_of(engine: Engine, principal: Principal) -> date:
 
 def outlook(engine: Engine, principal: Principal, as_of: date | None = None,
             method: str = "shipped") -> Outlook:
-    """The outlook for the budget month holding ``as_of`` (default: the newest data),
-    remembered per store, data version, day, viewer scope, billing day, forecast method and
-    projects' environments (relabelling a project moves its spend at once)."""
-    as_of = as_of or default_as_of(engine, principal)
-    anchor = anchor_day(engine)
-    table = projects(engine, principal)
-    labels = tuple(zip(table["project_id"], table["environment"].fillna(""), strict=True))
-    key = (str(engine.url), data_version(engine), as_of, principal.cache_key(), anchor, method,
-           labels)
-    with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-    result = _build_outlook(engine, principal, table, as_of, anchor, method)
-    with _cache_lock:
-        _cache[key] = result
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-    return result
+    """The outlook for the budget month holding ``as_of`` (default: the newest data, so a
+    refresh after an import prepares the newest month), kept per store, data version (which
+    relabelling a project changes too), day, viewer scope, billing day and forecast method."""
+    return _outlook(engine, principal, as_of, anchor_day(engine), method)
+
+
+@per_data_version
+def _outlook(engine: Engine, principal: Principal, as_of: date | None, anchor: int,
+             method: str) -> Outlook:
+    return _build_outlook(engine, principal, projects(engine, principal),
+                          as_of or default_as_of(engine, principal), anchor, method)
 
 
 def _build_outlook(engine: Engine, principal: Principal, table: pd.DataFrame, as_of: date,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -33,13 +33,14 @@ from analytics.memo import per_data_version
 from analytics.models import model_family
 from analytics.price_store import current_book
 from analytics.pricing import PriceBook, estimate_cost
-from analytics.queries import projects, spend, usage_for_pricing
+from analytics.queries import data_range, projects, spend, usage_for_pricing
 
 MISSING_USAGE = "missing usage export"
 MISSING_COST = "missing cost export"
 UNPRICED = "unpriced model"
 PRICE_CHANGE = "price change"
 UNEXPLAINED = "unexplained difference"
+DEFAULT_DAYS = 30  # the page opens on the last month of data
 
 KEYS = ["day", "provider", "project_id", "model"]
 _COLUMNS = [*KEYS[:3], "project", "model", "models", "billed_usd", "estimated_usd",
@@ -88,7 +89,8 @@ class Reconciliation:
 def reconcile(engine: Engine, principal: Principal, start: date | None = None,
               end: date | None = None, project: str | Sequence[str] | None = None,
               threshold_pct: float = 1.0, min_usd: float = 0.01,
-              book: PriceBook | None = None) -> Reconciliation:
+              book: PriceBook | None = None, *, last_days: int | None = None
+              ) -> Reconciliation:
     """Compare billed and estimated cost per day, provider, project and model family.
 
     A row is flagged when billed and estimate differ by more than ``threshold_pct`` percent
@@ -97,12 +99,17 @@ def reconcile(engine: Engine, principal: Principal, start: date | None = None,
 
     The rows are kept per data version and price book (``memo``): the page is drawn again
     on every click, and a month of a large store takes most of a second to reconcile.
+    ``last_days`` instead of ``start`` and ``end`` asks for the last that many days of data
+    (``recent_range``), found for the data at hand, so the rows a refresh prepares after an
+    import cover the new days rather than the range the old data ended on.
     """
     if threshold_pct < 0 or min_usd < 0:
         raise ValueError("The threshold and the minimum difference cannot be negative.")
+    if last_days is not None and (start is not None or end is not None):
+        raise ValueError("Ask for a start and end day, or for the last days, not both.")
     asked = project if project is None or isinstance(project, str) else tuple(project)
     rows = _reconciled(engine, principal, start, end, asked, threshold_pct, min_usd,
-                       book or current_book(engine))
+                       book or current_book(engine), last_days)
     # Names are looked up on every call: renaming a project is no new data version.
     seen = projects(engine, principal)
     names = {pid: name for pid, name in zip(seen["project_id"], seen["name"], strict=True)
@@ -115,8 +122,10 @@ def reconcile(engine: Engine, principal: Principal, start: date | None = None,
 @per_data_version
 def _reconciled(engine: Engine, principal: Principal, start: date | None, end: date | None,
                 project: str | tuple[str, ...] | None, threshold_pct: float, min_usd: float,
-                book: PriceBook) -> pd.DataFrame:
+                book: PriceBook, last_days: int | None) -> pd.DataFrame:
     """The rows without project names (``reconcile`` adds them)."""
+    if last_days is not None:
+        start, end = recent_range(engine, principal, last_days) or (None, None)
     both = spend(engine, principal, ["day", "provider", "project", "model"], start, end, project)
     both = both.rename(columns={"project": "project_id"}).drop(columns=["project_name"])
     kept = [c for c in _COLUMNS if c != "project"]
@@ -130,6 +139,15 @@ def _reconciled(engine: Engine, principal: Principal, start: date | None, end: d
     rows["reason"] = _reasons(rows)
     rows = _explain_price_changes(rows, usage, book, threshold_pct)
     return rows[kept].reset_index(drop=True)
+
+
+def recent_range(engine: Engine, principal: Principal, days: int = DEFAULT_DAYS
+                 ) -> tuple[date, date] | None:
+    """The last ``days`` days of the data the principal sees; None when there is none."""
+    first, last = data_range(engine, principal)
+    if first is None or last is None:
+        return None
+    return max(first, last - timedelta(days=days - 1)), last
 
 
 def _estimated(usage: pd.DataFrame, book: PriceBook, column: str = "estimated_usd"

@@ -489,6 +489,12 @@ def table_names(engine: Engine) -> list[str]:
     return sorted(inspect(engine).get_table_names())
 
 
+def is_current(engine: Engine) -> bool:
+    """Whether ``engine`` is still the one kept for its store: background work started for a
+    store (``refresh.watch``) ends once ``dispose_engine`` lets it go."""
+    return any(kept is engine for kept in _ENGINES.values())
+
+
 def dispose_engine(url: str) -> None:
     """Close an engine's connections and forget it (tests, and a store URL change)."""
     engine = _ENGINES.pop(database_url(url), None)

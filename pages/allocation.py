@@ -53,7 +53,9 @@ as_of = left.date_input("As of", value=last, min_value=first, max_value=last,
                              "forecast.")
 try:
     with st.spinner("Forecasting each environment's period end…"):
-        view = planning.outlook(eng, who, as_of)
+        # The newest day is asked for as the default, so the outlook refreshed in the
+        # background after an import is the one this page opens with.
+        view = planning.outlook(eng, who, None if as_of == last else as_of)
 except ForecastError as exc:
     st.info(str(exc))
     st.stop()

@@ -3,37 +3,19 @@ chart and the rows behind it.
 
 A large store can have dozens of findings (thousands of spikes in minute exports), and drawing
 each one's chart and evidence table took seconds; so findings are listed a page at a time, a
-finding's chart and rows are drawn only while its expander is open, and the report is cached
-per store data version (an import anywhere, UI or CLI, changes the version)."""
+finding's chart and rows are drawn only while its expander is open, and the report is kept
+per store data version (``analytics.insights.insights_report``)."""
 
-from datetime import date, timedelta
-
-import pandas as pd
 import streamlit as st
 
-from analytics.access import Principal
 from analytics.exports import to_csv
-from analytics.insights import Finding, InsightReport, find_insights, findings_frame
+from analytics.insights import Finding, analysis_window, insights_report
 from analytics.queries import data_range
-from analytics.series import data_version
 from ui.charts import spend_over_time
 from ui.session import engine, principal
 
 PAGE_SIZE = 25  # findings drawn per page: each is a few elements, and the page must stay quick
 eng, who = engine(), principal()
-
-
-@st.cache_resource(max_entries=16, show_spinner="Looking for savings…")
-def _analysis(url: str, version: str, who: Principal, start: date,
-              end: date) -> tuple[InsightReport, pd.DataFrame] | None:
-    """The report and its table of findings, kept until the data changes.
-
-    The store's ``url`` and data ``version`` are in the key: new data is analysed at once
-    (and only then), and two stores never share a report. A resource cache, not
-    ``st.cache_data``: that unpickles a fresh copy on every visit, seconds for thousands of
-    findings with their evidence frames, and nothing here changes a report once made."""
-    report = find_insights(eng, who, start, end)
-    return None if report is None else (report, findings_frame(report))
 
 
 def _plain(text: str) -> str:
@@ -67,15 +49,18 @@ st.title("Insights")
 st.caption("Where money can be saved and what to fix, ranked by dollars per month at list "
            "price. Savings that touch the same usage are alternatives, not a sum.")
 first, last = data_range(eng, who)
-if last is None:
+default = analysis_window(eng, who)
+if first is None or last is None or default is None:
     st.info("No data yet.")
     st.stop()
-span = st.date_input("Days analysed", value=(max(first, last - timedelta(days=89)), last),
-                     min_value=first, max_value=last)
+span = st.date_input("Days analysed", value=default, min_value=first, max_value=last)
 if not isinstance(span, tuple) or len(span) != 2:
     st.info("Pick the last day of the range.")
     st.stop()
-analysis = _analysis(str(eng.url), data_version(eng), who, span[0], span[1])
+with st.spinner("Looking for savings…"):
+    # The default window is asked for as the default: it moves with the data, so the report
+    # refreshed in the background after an import is the one this page opens with.
+    analysis = insights_report(eng, who, *(() if span == default else span))
 if analysis is None:
     st.info("No data yet.")
     st.stop()

@@ -1,12 +1,10 @@
 """Reconcile: billed cost against usage x the price book, differences and their likely reason."""
 
-from datetime import timedelta
-
 import streamlit as st
 
 from analytics.exports import to_csv
 from analytics.queries import data_range, projects
-from analytics.reconcile import reconcile
+from analytics.reconcile import DEFAULT_DAYS, recent_range, reconcile
 from ui.charts import spend_over_time
 from ui.session import engine, money, principal
 
@@ -23,8 +21,8 @@ visible = projects(eng, who)
 names = dict(zip(visible["project_id"], visible["name"].fillna(visible["project_id"]),
                  strict=True))
 c1, c2, c3 = st.columns([2, 2, 1])
-span = c1.date_input("Date range", value=(max(first, last - timedelta(days=29)), last),
-                     min_value=first, max_value=last)
+default = recent_range(eng, who)
+span = c1.date_input("Date range", value=default, min_value=first, max_value=last)
 chosen = c2.selectbox("Project", ["(all)", *names], format_func=lambda p: names.get(p, p))
 threshold = c3.number_input("Flag above (%)", min_value=0.0, max_value=100.0, value=1.0,
                             step=0.5)
@@ -32,8 +30,11 @@ if not isinstance(span, tuple) or len(span) != 2:
     st.info("Pick the last day of the range.")
     st.stop()
 
-result = reconcile(eng, who, span[0], span[1], None if chosen == "(all)" else chosen,
-                   threshold_pct=threshold)
+# The default range is asked for as "the last days of data": it moves with the data, so the
+# rows refreshed in the background after an import are the ones this page opens with.
+dates = {"last_days": DEFAULT_DAYS} if span == default else {"start": span[0], "end": span[1]}
+result = reconcile(eng, who, project=None if chosen == "(all)" else chosen,
+                   threshold_pct=threshold, **dates)
 rows = result.rows
 billed, estimated = rows["billed_usd"].sum(), rows["estimated_usd"].sum()
 m1, m2, m3, m4 = st.columns(4)

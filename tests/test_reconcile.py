@@ -114,6 +114,10 @@ def test_scope_and_period_filters(store):
     assert set(scoped.rows["project_id"]) == {BATCH}
     day_one = reconcile(store, SYSTEM, start=D1, end=D1)
     assert set(day_one.rows["day"]) == {D1.isoformat()}
+    newest = reconcile(store, SYSTEM, last_days=1)  # the last day of data, whichever it is
+    assert set(newest.rows["day"]) == {D2.isoformat()}
+    with pytest.raises(ValueError, match="not both"):
+        reconcile(store, SYSTEM, start=D1, last_days=1)
 
 
 def test_bill_at_the_old_price_points_at_a_price_change(engine, tmp_path):

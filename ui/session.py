@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from analytics.access import Principal
 from analytics.exports import dollars
+from analytics.refresh import refresh
 from analytics.store import database_url, get_engine
 
 
@@ -39,8 +40,11 @@ def principal() -> Principal:
 
 
 def data_changed() -> None:
-    """Forget cached frames after an import or a settings change."""
+    """Forget cached frames after an import or a settings change, and start recomputing in
+    the background what users were looking at, so their next visit is quick (nothing to do
+    when the data version did not change)."""
     st.cache_data.clear()
+    refresh(engine())
 
 
 def money(value: object) -> str:
