@@ -14,8 +14,11 @@ import numpy as np
 import pandas as pd
 
 
-def attribute(billed: pd.DataFrame, estimated: pd.DataFrame, within: list[str]) -> pd.DataFrame:
-    """Merge billed and estimated cost per ``within + ["key"]``.
+def attribute(billed: pd.DataFrame, estimated: pd.DataFrame, within: list[str],
+              pool: list[str] | None = None) -> pd.DataFrame:
+    """Merge billed and estimated cost per ``within + ["key"]``; split the empty key's billed
+    dollars per ``pool`` groups (default ``within``; coarser when one bill covers several of
+    its groups, as an org-level bill covers every project of its day).
 
     ``billed``: the query frame (``key``, ``cost_usd`` Decimal or None, token columns, ...).
     ``estimated``: ``within + ["key", "cost_usd"]`` with float list-price estimates.
@@ -36,8 +39,9 @@ def attribute(billed: pd.DataFrame, estimated: pd.DataFrame, within: list[str]) 
     billed_here = frame["cost_usd"].notna()
     has_est = frame["est"].notna()
     empty_key = frame["key"] == ""
-    # Per `within` group: the unattributed billed money, and the estimates it is split over.
-    groups = [frame[c] for c in within] if within else [pd.Series(0, index=frame.index)]
+    # Per `pool` group: the unattributed billed money, and the estimates it is split over.
+    pool = within if pool is None else pool
+    groups = [frame[c] for c in pool] if pool else [pd.Series(0, index=frame.index)]
     pool = frame["cost_usd"].where(empty_key & billed_here, 0.0).groupby(groups).transform("sum")
     share_base = ~billed_here & has_est | empty_key & has_est
     total = frame["est"].where(share_base, 0.0).groupby(groups).transform("sum")

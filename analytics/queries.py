@@ -150,6 +150,22 @@ def spend(engine: Engine, principal: Principal, by: str | Sequence[str],
     return out.sort_values(dims, kind="stable").reset_index(drop=True)
 
 
+def org_billed_days(engine: Engine, principal: Principal, start: date | None = None,
+                    end: date | None = None, project: str | Sequence[str] | None = None,
+                    provider: str | None = None) -> set[tuple[str, str]]:
+    """(provider, ISO day) pairs whose billed cost in this view is an org-level figure (a
+    cost export not grouped by project): that bill covers every project's usage of the day,
+    so none of it is a gap to estimate. Empty when a project filter leaves the org rows out."""
+    projects = visible_projects(engine, principal, project)
+    cost = Cost.__table__
+    day = _dimension(cost, "day", engine.dialect.name)
+    with engine.connect() as conn:
+        rows = conn.execute(select(cost.c.provider, day).distinct().where(
+            effective_cost_condition(cost), cost.c.org_level == true(),
+            cost.c.currency == "USD", *_filters(cost, start, end, projects, provider))).all()
+    return {(str(prov), _key_text(d)) for prov, d in rows}
+
+
 def billed_cost(engine: Engine, principal: Principal, by: str | Sequence[str],
                 start: date | None = None, end: date | None = None,
                 project: str | Sequence[str] | None = None) -> pd.DataFrame:
@@ -184,6 +200,13 @@ def _key_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def name_column(dim: str, dims: Sequence[str]) -> str:
+    """The column ``spend(dims)`` holds ``dim``'s display names in: ``name`` when it is the
+    first and only named dimension (project or API key), ``<dim>_name`` otherwise."""
+    named = [d for d in dims if d in ("project", "api_key")]
+    return f"{dim}_name" if len(named) > 1 or dim != dims[0] else "name"
+
+
 def _with_names(engine: Engine, frame: pd.DataFrame, dims: list[str]) -> pd.DataFrame:
     """Add display names for project and API key groups (the id where no name is known)."""
     lookups = {"project": (Project, "project_id"), "api_key": (ApiKey, "api_key_id")}
@@ -196,7 +219,7 @@ def _with_names(engine: Engine, frame: pd.DataFrame, dims: list[str]) -> pd.Data
             table = model.__table__
             names = {r[0]: r[1] for r in conn.execute(select(table.c[col], table.c.name))
                      if r[1]}
-            frame[f"{d}_name" if len(named) > 1 or d != dims[0] else "name"] = [
+            frame[name_column(d, dims)] = [
                 names.get(k) or (k if k else "(no project)" if d == "project" else "(none)")
                 for k in frame[d]]
     return frame

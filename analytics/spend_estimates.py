@@ -5,13 +5,19 @@ arrived yet for the last days, or may not have been imported at all. A spend rep
 fills those gaps with an estimate (tokens x the list price in effect on each day) and says
 so in a ``basis`` column, instead of showing nothing or, worse, zero.
 
-Gaps are filled per group *and day*: a project whose cost export covers the first three
-weeks of a month and whose last week only has usage is ``mixed``. Usage that cannot be
-priced (an unknown model) adds nothing to the figure and is named in ``unpriced_models``.
+Gaps are judged per group, *day, project and provider* whatever the report is grouped by:
+a project whose cost export covers the first three weeks of a month and whose last week only
+has usage is ``mixed``, and a day on which one project's cost is missing has that project's
+usage estimated in a report by day or by model too, so every grouping adds up to the same
+total. An org-level bill (a cost export not grouped by project) covers every project's usage
+of its day: nothing is estimated there. Usage that cannot be priced (an unknown model) adds
+nothing to the figure and is named in ``unpriced_models``.
 
 When the cost export lacks a dimension asked for (API key, user), its billed dollars come
-with an empty key; they are split across the keys in proportion to their estimates
-(``attribution.attribute``, basis ``allocated``), so the groups still add up to the bill.
+with an empty key; they are split across the keys of the same project and day in proportion
+to their estimates (``attribution.attribute``, basis ``allocated``; an org-level bill across
+every key of its day), so the groups still add up to the bill, and a key's figure does not
+depend on which projects the report was filtered to.
 """
 
 from __future__ import annotations
@@ -30,7 +36,15 @@ from analytics.grouping import group_sum, joined_text, period_labels
 from analytics.memo import per_data_version
 from analytics.price_store import current_book
 from analytics.pricing import PriceBook, estimate_cost, first_priced_day
-from analytics.queries import PRICING_KEYS, TOKEN_COLUMNS, rows_frame, spend, usage_for_pricing
+from analytics.queries import (
+    PRICING_KEYS,
+    TOKEN_COLUMNS,
+    name_column,
+    org_billed_days,
+    rows_frame,
+    spend,
+    usage_for_pricing,
+)
 from analytics.store import Usage
 
 BASES = ("billed", "allocated", "estimated", "mixed", "unpriced")
@@ -54,21 +68,41 @@ def spend_with_estimates(engine: Engine, principal: Principal, by: str | Sequenc
     ``cost_usd`` stays ``Decimal``; estimates are rounded to a nano-dollar.
     """
     dims = [by] if isinstance(by, str) else list(by)
-    daily_dims = dims if "day" in dims else [*dims, "day"]
-    daily = spend(engine, principal, daily_dims, start, end, project, provider)
-    frame = daily.copy() if daily_dims == dims else _coarser(daily, dims)
-    gaps = daily["cost_usd"].isna()
-    daily["estimate"] = np.nan
+    fine = [*dims, *(d for d in ("day", "project", "provider") if d not in dims)]
+    daily = spend(engine, principal, fine, start, end, project, provider)
+    frame = daily.copy() if fine == dims else _coarser(daily, dims, fine)
+    org_days = org_billed_days(engine, principal, start, end, project, provider)
+    covered = pd.Series(list(zip(daily["provider"], daily["day"], strict=True)),
+                        dtype=object).isin(org_days).to_numpy(dtype=bool)
+    unbilled = daily["cost_usd"].isna().to_numpy(dtype=bool)
+    gaps = unbilled & ~covered
     daily["gap"] = gaps
-    unpriced = pd.DataFrame(columns=[*daily_dims, _NAME])
-    if gaps.any():
-        estimates, unpriced = _estimates(engine, principal, daily_dims, start, end, project,
-                                         provider, book or current_book(engine))
-        daily = daily.drop(columns=["estimate"]).merge(estimates, on=daily_dims, how="left")
-    split_dim = next((d for d in dims if d in ("api_key", "user")), None)
+    daily["covered"] = covered
+    # The group a bill without this dimension is shared in: its project, or all projects
+    # of a day billed at org level.
+    daily["pool"] = np.where(covered, "", daily["project"].to_numpy(dtype=object))
+    daily["estimate"] = np.nan
     daily["allocated"] = False
-    if split_dim and gaps.any():
-        daily = _split_unattributed(daily, daily_dims, split_dim)
+    unpriced = pd.DataFrame(columns=[*fine, _NAME])
+    # A bill that lacks a dimension asked for is shared out by estimates: the key or user
+    # (cost exports give neither), or the project of a day billed at org level.
+    split_dim = next((d for d in dims if d in ("api_key", "user")), None)
+    org_split = bool(covered.any()) and "project" in dims and not split_dim
+    if gaps.any() or (split_dim or org_split) and (unbilled & covered).any():
+        estimates, unpriced = _estimates(engine, principal, fine, start, end, project,
+                                         provider, book or current_book(engine))
+        daily = daily.drop(columns=["estimate"]).merge(estimates, on=fine, how="left")
+        if split_dim:
+            within = [d for d in fine if d != split_dim]
+            daily = _split_unattributed(daily, split_dim, within,
+                                        [d for d in within if d != "project"] + ["pool"])
+        elif org_split:
+            on_org_days = daily["covered"].to_numpy(dtype=bool)
+            within = [d for d in fine if d != "project"]
+            daily = pd.concat([daily[~on_org_days], _split_unattributed(
+                daily[on_org_days], "project", within, within)], ignore_index=True)
+        # Usage an org-level bill covers is in that bill: never estimated on top of it.
+        daily.loc[daily["covered"].to_numpy(dtype=bool), "estimate"] = np.nan
     billed = daily["cost_usd"].notna().to_numpy()
     estimated = ~billed & daily["estimate"].notna().to_numpy()
     amounts = daily["cost_usd"].to_numpy(dtype=object, copy=True)
@@ -82,11 +116,11 @@ def spend_with_estimates(engine: Engine, principal: Principal, by: str | Sequenc
     grouped = by_group.sum()
     grouped.insert(0, "amount", _decimal_sums(by_group.ngroup().to_numpy(), amounts))
     grouped = grouped.reset_index()
-    named = unpriced.merge(daily.loc[daily["gap"].to_numpy(dtype=bool), daily_dims],
-                           on=daily_dims)
+    named = unpriced.merge(daily.loc[daily["gap"].to_numpy(dtype=bool), fine], on=fine)
     grouped["unpriced_models"] = _unpriced_models(grouped[dims], named[[*dims, _NAME]])
     out = frame.merge(grouped, on=dims, how="left")
-    if split_dim:  # keys that only exist through the split (no billed row of their own)
+    if split_dim or org_split:  # groups only the split made (no billed row of their own),
+        # and none for a bill it shared out entirely
         out = grouped.merge(frame.drop(columns=["cost_usd"]), on=dims, how="left")
         out["cost_usd"] = None
         for c in TOKEN_COLUMNS:
@@ -101,13 +135,15 @@ def spend_with_estimates(engine: Engine, principal: Principal, by: str | Sequenc
     return out.drop(columns=["amount", "billed_days", "allocated_days", "estimated_days"])
 
 
-def _coarser(daily: pd.DataFrame, dims: list[str]) -> pd.DataFrame:
-    """``spend(dims)`` from ``spend(dims + ["day"])``: the same groups, sums and names,
-    without reading the usage table a second time."""
+def _coarser(daily: pd.DataFrame, dims: list[str], fine: list[str]) -> pd.DataFrame:
+    """``spend(dims)`` from ``spend(fine)``: the same groups, sums and names, without reading
+    the usage table a second time."""
     grouped = daily.groupby(dims, sort=True)
     out = grouped[list(TOKEN_COLUMNS)].sum()
-    names = [c for c in daily.columns if c == "name" or c.endswith("_name")]
-    out[names] = grouped[names].first()
+    names = {name_column(d, dims): name_column(d, fine)
+             for d in dims if d in ("project", "api_key")}
+    for coarse, detailed in names.items():
+        out[coarse] = grouped[detailed].first()
     has_cost = daily["cost_usd"].notna().to_numpy()
     codes = grouped.ngroup().to_numpy()
     cost = np.full(len(out), None, dtype=object)
@@ -115,7 +151,7 @@ def _coarser(daily: pd.DataFrame, dims: list[str]) -> pd.DataFrame:
     cost[billed_groups] = _decimal_sums(codes[has_cost],
                                         daily["cost_usd"].to_numpy(dtype=object)[has_cost])
     out.insert(0, "cost_usd", cost)
-    return out.reset_index()[list(daily.columns.drop("day"))]
+    return out.reset_index()[[*dims, "cost_usd", *TOKEN_COLUMNS, *names]]
 
 
 def _decimal_sums(codes: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -142,14 +178,16 @@ def _unpriced_models(groups: pd.DataFrame, names: pd.DataFrame) -> pd.Series:
     return pd.Series(found.fillna("").to_numpy(dtype=object), index=groups.index, dtype="str")
 
 
-def _split_unattributed(daily: pd.DataFrame, daily_dims: list[str],
-                        split_dim: str) -> pd.DataFrame:
-    """Spread each day's billed dollars of the empty key over the keys' estimates."""
-    within = [d for d in daily_dims if d != split_dim]
-    est = daily.loc[daily["estimate"].notna(), [*daily_dims, "estimate"]].rename(
+def _split_unattributed(daily: pd.DataFrame, split_dim: str, within: list[str],
+                        pool: list[str]) -> pd.DataFrame:
+    """Spread the billed dollars of the empty ``split_dim`` (an API key or user the cost
+    export does not give; the empty project of an org-level bill) over the estimates of the
+    others in the same ``pool`` group: per project and day for keys (all projects of a day
+    billed at org level), per day for projects."""
+    est = daily.loc[daily["estimate"].notna(), [*within, split_dim, "estimate"]].rename(
         columns={"estimate": "cost_usd", split_dim: "key"})
     framed = daily.rename(columns={split_dim: "key"})
-    split = attribute(framed.drop(columns=["estimate"]), est, within)
+    split = attribute(framed.drop(columns=["estimate"]), est, within, pool)
     split = split.merge(est.rename(columns={"cost_usd": "estimate"}), on=[*within, "key"],
                         how="left").rename(columns={"key": split_dim})
     split["allocated"] = split["basis"] == "allocated"

@@ -162,3 +162,92 @@ def test_unpriced_model_names_are_listed_once_and_sorted(store, tmp_path):
     assert frame.loc[RESEARCH, "unpriced_models"] == "enigma-2,mystery-model-1,zeta-model"
     keys = spend_with_estimates(store, SYSTEM, "api_key").set_index("api_key")
     assert keys.loc["key_" + RESEARCH, "unpriced_models"] == "enigma-2,mystery-model-1,zeta-model"
+
+
+# --- every grouping adds up to the same bill ----------------------------------------------
+
+def _import(engine, files: dict[str, str]) -> None:
+    from analytics.ingest import import_sources
+
+    results = import_sources(engine, [(name, text.encode()) for name, text in files.items()])
+    assert all(r.ok for r in results), [r.error for r in results]
+
+
+def _usage_and_cost(engine, usage_rows: list, cost_rows: list) -> None:
+    from tests.test_import_errors import COST_HEADER_V1, USAGE_HEADER, csv_text
+
+    _import(engine, {"usage.csv": csv_text(USAGE_HEADER, usage_rows),
+                     "cost.csv": csv_text(COST_HEADER_V1, cost_rows)})
+
+
+def _total(frame) -> Decimal:
+    return sum((c for c in frame["cost_usd"] if c is not None), Decimal(0))
+
+
+GROUPINGS = ("project", "day", "month", "model", "provider", "api_key", "user")
+
+
+def test_a_day_missing_one_projects_cost_is_estimated_in_every_grouping(engine):
+    """Project b's cost for day 2 has not arrived: its usage is estimated whether the
+    report is by project, by day or by model, so all of them add up to the same total."""
+    from tests.test_import_errors import DAY, cost_row, usage_row
+
+    day2 = DAY + timedelta(days=1)
+    _usage_and_cost(engine, [
+        usage_row(DAY, project="proj_a", key="key_a"), usage_row(DAY, project="proj_b", key="key_b"),
+        usage_row(day2, project="proj_a", key="key_a"),
+        usage_row(day2, project="proj_b", key="key_b", input_tokens="300000.0"),
+    ], [cost_row(DAY, "1.00", project="proj_a"), cost_row(DAY, "2.00", project="proj_b"),
+        cost_row(day2, "1.00", project="proj_a")])
+    by_project = _by(spend_with_estimates(engine, SYSTEM, "project"), "project")
+    estimate_b = by_project.loc["proj_b", "cost_usd"] - Decimal("2.00")
+    assert estimate_b > 0 and by_project.loc["proj_b", "basis"] == "mixed"
+    by_day = _by(spend_with_estimates(engine, SYSTEM, "day"), "day")
+    assert by_day.loc[str(day2), "cost_usd"] == Decimal("1.00") + estimate_b
+    assert by_day.loc[str(day2), "basis"] == "mixed"
+    totals = {by: _total(spend_with_estimates(engine, SYSTEM, by)) for by in GROUPINGS}
+    assert set(totals.values()) == {Decimal("4.00") + estimate_b}, totals
+
+
+def test_a_keys_share_of_its_projects_bill_does_not_depend_on_the_filter(engine):
+    """Cost exports give no key: each project's bill is shared among its own keys, so the
+    keys of a project add up to its bill, with or without a project filter."""
+    from tests.test_import_errors import DAY, cost_row, usage_row
+
+    _usage_and_cost(engine, [
+        usage_row(DAY, project="proj_a", key="key_a1", input_tokens="1000.0"),
+        usage_row(DAY, project="proj_a", key="key_a2", input_tokens="9000.0"),
+        usage_row(DAY, project="proj_b", key="key_b1", input_tokens="50000.0"),
+        usage_row(DAY, project="proj_b", key="key_b2", input_tokens="1000.0"),
+    ], [cost_row(DAY, "4.00", project="proj_a"), cost_row(DAY, "10.00", project="proj_b")])
+    everyone = _by(spend_with_estimates(engine, SYSTEM, "api_key"), "api_key")
+    only_a = _by(spend_with_estimates(engine, SYSTEM, "api_key", project="proj_a"), "api_key")
+    assert set(only_a.index) == {"key_a1", "key_a2"}
+    for key in only_a.index:
+        assert only_a.loc[key, "cost_usd"] == everyone.loc[key, "cost_usd"], key
+        assert everyone.loc[key, "basis"] == "allocated"
+    for project, bill in (("a", "4.00"), ("b", "10.00")):
+        shared = sum(everyone.loc[[f"key_{project}1", f"key_{project}2"], "cost_usd"])
+        assert abs(shared - Decimal(bill)) < Decimal("1e-8"), (project, shared)
+    assert everyone.loc["key_a2", "cost_usd"] > everyone.loc["key_a1", "cost_usd"]
+
+
+def test_an_org_level_bill_is_shared_by_the_projects_and_never_added_to(engine):
+    """A cost export not grouped by project bills day 1 for the whole org: no project's
+    usage is estimated on top of it; by project, the bill is shared by estimates."""
+    from tests.test_import_errors import DAY, cost_row, usage_row
+
+    _usage_and_cost(engine, [
+        usage_row(DAY, project="proj_a", key="key_a", input_tokens="1000.0"),
+        usage_row(DAY, project="proj_b", key="key_b", input_tokens="3000.0"),
+    ], [cost_row(DAY, "8.00", project="")])
+    for by in ("day", "model", "provider"):
+        frame = spend_with_estimates(engine, SYSTEM, by)
+        assert _total(frame) == Decimal("8.00") and set(frame["basis"]) == {"billed"}, by
+    for by in ("project", "api_key", "user"):
+        frame = spend_with_estimates(engine, SYSTEM, by)
+        assert abs(_total(frame) - Decimal("8.00")) < Decimal("1e-8"), by
+        assert set(frame["basis"]) == {"allocated"}, (by, frame)
+    by_project = _by(spend_with_estimates(engine, SYSTEM, "project"), "project")
+    assert set(by_project.index) == {"proj_a", "proj_b"}, "no (no project) row left over"
+    assert by_project.loc["proj_b", "cost_usd"] > by_project.loc["proj_a", "cost_usd"]
