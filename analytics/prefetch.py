@@ -62,7 +62,15 @@ def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
     worker.start()
     try:
         while True:
-            item = handoff.get()
+            try:
+                item = handoff.get(timeout=0.5)
+            except queue.Empty:
+                if worker.is_alive():
+                    continue
+                try:  # it may have handed over its last item just before ending
+                    item = handoff.get_nowait()
+                except queue.Empty:
+                    raise RuntimeError("the prefetch thread ended without a result") from None
             if item is _DONE:
                 return
             if isinstance(item, _Failed):

@@ -132,11 +132,16 @@ def _prepared(batches: Iterator[Batch], parsed: ParsedFile
     """The file's batches checked, ordered for the store and fingerprinted: the work that
     needs no database, done on the prefetch thread while the previous batch is written."""
     checked: dict[str, set[str]] = {name: set() for name in _LIMITS}
-    for batch, lines in batches:
-        _check_text(batch, lines, checked, parsed)
-        order = _store_order(batch)
-        batch = batch.take(order)
-        yield batch, None if lines is None else lines[order], key_hashes(batch)
+    try:
+        for batch, lines in batches:
+            _check_text(batch, lines, checked, parsed)
+            order = _store_order(batch)
+            batch = batch.take(order)
+            yield batch, None if lines is None else lines[order], key_hashes(batch)
+    finally:  # the reader's file and buffers go now, not when a traceback lets them go
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
 
 
 def _store_order(batch: pa.Table) -> np.ndarray:
