@@ -46,6 +46,7 @@ T = TypeVar("T")
 MAX_ENTRIES = 32  # results per function: a few users x a few date ranges or price books
 MAX_RECENT = 48  # users' calls made again after a change: a few users x a few pages
 RECENT_FOR_S = 7 * 86_400  # a call nobody made for a week is not worth recomputing
+WAIT_FOR_OTHERS_S = 60.0  # longest wait for the same result being computed elsewhere
 _CACHES: list[Any] = []
 
 # True while a kept call runs in this thread (or a refresh makes one): calls made inside it
@@ -127,10 +128,14 @@ class _KeyLocks:
         with self._guard:
             lock, users = self._locks.setdefault(key, (threading.RLock(), [0]))
             users[0] += 1
+        # Waiting is bounded: if the other computation hangs (a blocked statement), the
+        # caller computes the result itself rather than hang with it.
+        acquired = lock.acquire(timeout=WAIT_FOR_OTHERS_S)
         try:
-            with lock:
-                yield
+            yield
         finally:
+            if acquired:
+                lock.release()
             with self._guard:
                 users[0] -= 1
                 if not users[0]:

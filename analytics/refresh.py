@@ -77,6 +77,8 @@ _REFRESHER = _Refresher()
 
 def _refresh_now(engine: Engine) -> int:
     """Make every stale recent call again; the number made. Failures are logged."""
+    if not is_current(engine):
+        return 0
     try:
         version = data_version(engine)
     except Exception:  # the store went away: nothing to refresh
@@ -84,6 +86,8 @@ def _refresh_now(engine: Engine) -> int:
         return 0
     made = 0
     for call in stale_calls(engine, version):
+        if not is_current(engine):  # disposed meanwhile: using it would open a new pool
+            break
         try:
             call.rerun()
         except Exception:  # the next visit computes it and shows any error in plain words

@@ -17,7 +17,9 @@ When the cost export lacks a dimension asked for (API key, user), its billed dol
 with an empty key; they are split across the keys of the same project and day in proportion
 to their estimates (``attribution.attribute``, basis ``allocated``; an org-level bill across
 every key of its day), so the groups still add up to the bill, and a key's figure does not
-depend on which projects the report was filtered to.
+depend on which projects the report was filtered to. (One exception: an org-level bill
+belongs to no project, so a report filtered to projects, or a user limited to some, does not
+see it, and the usage of its days is estimated instead.)
 """
 
 from __future__ import annotations
@@ -132,6 +134,7 @@ def spend_with_estimates(engine: Engine, principal: Principal, by: str | Sequenc
         ["mixed", "allocated", "estimated", "billed"], "unpriced")
     out["cost_usd"] = np.where(out["basis"] != "unpriced", out["amount"].to_numpy(dtype=object),
                                None)
+    out = out.sort_values(dims, kind="stable", ignore_index=True)  # as spend() orders them
     return out.drop(columns=["amount", "billed_days", "allocated_days", "estimated_days"])
 
 

@@ -206,3 +206,41 @@ def test_an_import_by_another_process_is_noticed(store, db_url, tmp_path):
     assert CALLS == ["a", "a"]
     _spend_by_project(store, SYSTEM, "a")
     assert CALLS == ["a", "a"]
+
+
+def test_a_caller_waits_a_bounded_time_then_computes_itself(store, tmp_path, monkeypatch):
+    """A background computation that hangs does not hang the user with it."""
+    from analytics import memo
+
+    monkeypatch.setattr(memo, "WAIT_FOR_OTHERS_S", 0.5)
+    _held_total(store, SYSTEM)
+    GATE.clear()
+    STARTED.clear()
+    _import_more(store, tmp_path / "more")
+    refresh(store)
+    assert STARTED.wait(WAIT_S)  # the refresh holds the result's lock, stuck at the gate
+    got: list[tuple[float]] = []
+    caller = threading.Thread(target=lambda: got.append(_held_total(store, SYSTEM)))
+    caller.start()
+    time.sleep(1.0)  # past the bounded wait: the caller now computes on its own...
+    GATE.set()  # ...which, like the stuck one, needs the gate (shared by both)
+    caller.join(WAIT_S)
+    assert not caller.is_alive() and got
+    assert CALLS.count("held") == 3  # before the import, the refresh, and the caller's own
+
+
+def test_a_disposed_store_is_not_refreshed(db_url, tmp_path):
+    """Once the app lets a store go, background work must not reopen it."""
+    from analytics.store import dispose_engine, get_engine
+
+    engine = get_engine(db_url)
+    clear_all()
+    CALLS.clear()
+    import_exports(engine, tmp_path / "first", [usage(D1, PROD, GPT4O, 1000, 0, 100)], [])
+    _spend_by_project(engine, SYSTEM, "a")
+    _import_more(engine, tmp_path / "more")
+    dispose_engine(db_url)
+    refresh(engine)
+    assert wait_idle(WAIT_S)
+    assert CALLS == ["a"], "nothing was recomputed for the disposed store"
+    clear_all()
