@@ -194,7 +194,7 @@ def save_delivery_settings(engine: Engine, principal: Principal,
                         ("smtp_port", str(s.smtp_port)), ("email_from", s.email_from),
                         ("email_to", ",".join(s.email_to)),
                         ("starttls", "1" if s.starttls else "0")):
-        set_setting(engine, principal, _KEYS[name], value)
+        set_setting(engine, principal, _KEYS[name], value, secret=name == "webhook_url")
 
 
 # --- sending -----------------------------------------------------------------------------

@@ -5,6 +5,8 @@ Kept as key/value rows so a new setting needs no migration.
 
 from __future__ import annotations
 
+from urllib.parse import urlparse
+
 from sqlalchemy import Engine, delete, select, update
 
 from analytics import audit
@@ -22,14 +24,27 @@ def get_setting(engine: Engine, key: str) -> str:
     return value if value is not None else DEFAULTS.get(key, "")
 
 
-def set_setting(engine: Engine, principal: Principal, key: str, value: str) -> None:
+def set_setting(engine: Engine, principal: Principal, key: str, value: str,
+                secret: bool = False) -> None:
+    """Store an organisation setting and audit the change. A ``secret`` one (a webhook URL
+    carries its own access token) is audited as its scheme and host only: the audit log is
+    read and exported by people who must not be able to post to the channel."""
     principal.require("change organisation settings", owner_only=True)
     with engine.begin() as conn:
         before = conn.execute(select(Setting.value).where(Setting.key == key)).scalar()
         conn.execute(delete(Setting).where(Setting.key == key))
         conn.execute(Setting.__table__.insert().values(key=key, value=value))
         if before != value:
-            audit.record(conn, principal.username, "setting", key, before, value)
+            shown = _masked if secret else (lambda v: v)
+            audit.record(conn, principal.username, "setting", key, shown(before), shown(value))
+
+
+def _masked(value: str | None) -> str | None:
+    """A secret URL as ``scheme://host/…`` (empty and unset stay as they are)."""
+    if not value:
+        return value
+    url = urlparse(value)
+    return f"{url.scheme}://{url.hostname}/…" if url.scheme and url.hostname else "…"
 
 
 def anchor_day(engine: Engine) -> int:

@@ -255,3 +255,22 @@ def test_alert_list_is_scoped_to_visible_budgets(store):
     assert len(prod_only) and prod_only["message"].str.startswith("Prod").all()
     nobody = recent_alerts(store, Principal("x", "reader", frozenset({"proj_other"})))
     assert nobody.empty
+
+
+def test_the_audit_log_never_shows_the_webhooks_token(engine):
+    """A Slack webhook URL is its own password: the audit log keeps its host only."""
+    from analytics import audit
+
+    secret = "https://hooks.slack.com/services/T0001/B0002/TOKENabc123"
+    save_delivery_settings(engine, SYSTEM, DeliverySettings(webhook_url=secret))
+    save_delivery_settings(engine, SYSTEM, DeliverySettings(webhook_url=secret + "x"))
+    logged = audit.entries(engine, action="setting")
+    webhook = logged[logged["target"] == "alert_webhook_url"]
+    assert len(webhook) == 2
+    raw = [v for v in [*webhook["before"], *webhook["after"]] if isinstance(v, str)]
+    assert len(raw) == 3 and not any("TOKEN" in v for v in raw)
+    assert {json.loads(v) for v in raw} == {"https://hooks.slack.com/…"}
+    with engine.connect() as conn:  # the setting itself is kept whole, to post to
+        stored = conn.execute(select(Setting.value).where(
+            Setting.key == "alert_webhook_url")).scalar_one()
+    assert stored == secret + "x"
