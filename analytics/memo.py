@@ -20,7 +20,8 @@ function that keeps its results itself (the forecasts, ``forecasting.py``).
 
 The cache lives in the process, not in ``st.cache_data``: analytics never imports Streamlit,
 and the CLI and cron call the same functions. Arguments must be hashable (a ``PriceBook``
-is, by its rows); a cached frame is copied out, so a caller may change what it gets.
+is, by its rows); a cached frame is copied out, so a caller may change what it gets. Only
+the newest data version's results of a store are kept (``_Kept``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from functools import lru_cache, wraps
+from functools import wraps
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import pandas as pd
@@ -47,7 +48,7 @@ MAX_ENTRIES = 32  # results per function: a few users x a few date ranges or pri
 MAX_RECENT = 48  # users' calls made again after a change: a few users x a few pages
 RECENT_FOR_S = 7 * 86_400  # a call nobody made for a week is not worth recomputing
 WAIT_FOR_OTHERS_S = 60.0  # longest wait for the same result being computed elsewhere
-_CACHES: list[Any] = []
+_CACHES: list[_Kept] = []
 
 # True while a kept call runs in this thread (or a refresh makes one): calls made inside it
 # are its parts, not something a user asked for.
@@ -174,15 +175,46 @@ def _asked(fn: Callable[..., object], engine: Engine, principal: Principal,
     _RECENT.asked(Call(fn, engine, principal, args, kwargs, time.monotonic(), version))
 
 
+class _Kept:
+    """One function's results, newest ``MAX_ENTRIES`` kept, and only for the newest data
+    version of each store: once a store's data changed, its older results can never be asked
+    for again (versions only move on), and at a million rows one result can weigh tens of MB."""
+
+    def __init__(self) -> None:
+        self._results: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self._versions: dict[Engine, str] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+        engine, version = key[0], key[1]
+        with self._lock:
+            if key in self._results:
+                self._results.move_to_end(key)
+                return self._results[key]  # type: ignore[no-any-return]
+        result = compute()
+        with self._lock:
+            if self._versions.get(engine) != version:
+                self._versions[engine] = version
+                for old in [k for k in self._results if k[0] is engine and k[1] != version]:
+                    del self._results[old]
+            self._results[key] = result
+            while len(self._results) > MAX_ENTRIES:
+                self._results.popitem(last=False)
+        return result
+
+    def __len__(self) -> int:
+        return len(self._results)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._results.clear()
+            self._versions.clear()
+
+
 def per_data_version(fn: Callable[Concatenate[Engine, Principal, P], T]
                      ) -> Callable[Concatenate[Engine, Principal, P], T]:
     """Decorate ``fn(engine, principal, ...)`` to keep its results per data version."""
-
-    @lru_cache(maxsize=MAX_ENTRIES)
-    def remembered(engine: Engine, version: str, principal: Principal,
-                   args: tuple[Hashable, ...], kwargs: tuple[tuple[str, Hashable], ...]) -> T:
-        del version  # part of the key only
-        return fn(engine, principal, *args, **dict(kwargs))  # type: ignore[arg-type]
+    kept = _Kept()
 
     @wraps(fn)
     def call(engine: Engine, principal: Principal, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -190,10 +222,11 @@ def per_data_version(fn: Callable[Concatenate[Engine, Principal, P], T]
         key = (engine, version, principal, tuple(args), tuple(sorted(kwargs.items())))
         with _asked(call, engine, principal, args, kwargs, version), \
                 _COMPUTING.held((call, *key)):
-            found = remembered(*key)
+            found = kept.get(key, lambda: fn(engine, principal, *args, **kwargs))
         return found.copy() if isinstance(found, pd.DataFrame) else found  # type: ignore[return-value]
 
-    _CACHES.append(remembered)
+    call.kept = kept  # type: ignore[attr-defined]  # tests look at what is held
+    _CACHES.append(kept)
     return call
 
 
@@ -225,5 +258,5 @@ def clear_all() -> None:
     """Forget every kept result and remembered call (benchmarks timing a cold visit; tests).
     The data version makes this unnecessary otherwise."""
     for cache in _CACHES:
-        cache.cache_clear()
+        cache.clear()
     _RECENT.clear()

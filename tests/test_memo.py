@@ -59,3 +59,20 @@ def test_a_caller_changing_its_frame_does_not_change_the_kept_one(store):
     mine.loc[0, "input_tokens"] = -1
     assert _spend_by_project(store, SYSTEM, "a").loc[0, "input_tokens"] == 1000
     assert CALLS == ["a"]
+
+
+def test_results_for_older_data_are_let_go(store):
+    """Once the data changed, older results can never be asked for again: they are dropped
+    (a million-row result weighs tens of MB), while other scopes' current ones stay."""
+    reader = Principal("r", "reader", frozenset({PROD}))
+    for tag in ("a", "b"):
+        _spend_by_project(store, SYSTEM, tag)
+    _spend_by_project(store, reader, "a")
+    assert len(_spend_by_project.kept) == 3
+    with store.begin() as conn:
+        bump_data_version(conn)
+    _spend_by_project(store, SYSTEM, "a")
+    assert len(_spend_by_project.kept) == 1, "the three results of the old version are gone"
+    _spend_by_project(store, reader, "a")
+    assert len(_spend_by_project.kept) == 2
+    assert CALLS == ["a", "b", "a", "a", "a"]
