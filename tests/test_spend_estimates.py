@@ -194,7 +194,8 @@ def test_a_day_missing_one_projects_cost_is_estimated_in_every_grouping(engine):
 
     day2 = DAY + timedelta(days=1)
     _usage_and_cost(engine, [
-        usage_row(DAY, project="proj_a", key="key_a"), usage_row(DAY, project="proj_b", key="key_b"),
+        usage_row(DAY, project="proj_a", key="key_a"),
+        usage_row(DAY, project="proj_b", key="key_b"),
         usage_row(day2, project="proj_a", key="key_a"),
         usage_row(day2, project="proj_b", key="key_b", input_tokens="300000.0"),
     ], [cost_row(DAY, "1.00", project="proj_a"), cost_row(DAY, "2.00", project="proj_b"),

@@ -26,8 +26,10 @@ from analytics.importers.base import (
     Coverage,
     FieldParser,
     ImportFailure,
+    PageEntry,
     ParsedFile,
     UsageRow,
+    page_entries,
 )
 from analytics.models import model_family
 
@@ -162,30 +164,18 @@ def _instant(parser: FieldParser, text: Any, column: str, pos: int) -> datetime:
     return moment
 
 
-Entry = tuple[FieldParser, int, tuple[datetime, datetime, date], dict[str, Any]]
+def _bucket_times(parser: FieldParser, bucket: dict[str, Any],
+                  position: int) -> tuple[datetime, datetime, date]:
+    """A bucket's ``starting_at``/``ending_at`` (RFC 3339 text); its day is the start's."""
+    start = _instant(parser, bucket.get("starting_at"), "starting_at", position)
+    end = _instant(parser, bucket.get("ending_at"), "ending_at", position)
+    if end <= start:
+        raise parser.fail(position, "ending_at is not after starting_at.")
+    return start, end, start.date()
 
 
-def _buckets(pages: list[tuple[str, dict[str, Any]]], cov: Coverage) -> Iterator[Entry]:
-    for file_name, page in pages:
-        parser = FieldParser(file_name, ENTRY)
-        position = 0
-        for bucket in page["data"]:
-            position += 1
-            if not isinstance(bucket, dict):
-                raise parser.fail(position, "a bucket that is not a JSON object.")
-            start = _instant(parser, bucket.get("starting_at"), "starting_at", position)
-            end = _instant(parser, bucket.get("ending_at"), "ending_at", position)
-            if end <= start:
-                raise parser.fail(position, "ending_at is not after starting_at.")
-            cov.days.add(start.date())
-            results = bucket.get("results") or []
-            if not isinstance(results, list):
-                raise parser.fail(position, "a bucket whose 'results' is not a list.")
-            for result in results:
-                position += 1
-                if not isinstance(result, dict):
-                    raise parser.fail(position, "a result that is not a JSON object.")
-                yield parser, position, (start, end, start.date()), result
+def _buckets(pages: list[tuple[str, dict[str, Any]]], cov: Coverage) -> Iterator[PageEntry]:
+    return page_entries(pages, cov, _bucket_times, ENTRY)
 
 
 def _text(result: Mapping[str, Any], key: str) -> str:

@@ -303,3 +303,36 @@ def parse_line_item(line_item: str) -> tuple[str, str]:
     if not sep:
         return line_item.strip(), ""
     return model.strip(), kind.strip().lower().replace(" ", "_")
+
+
+# An Admin API bucket's (start, end, day), read by the provider's own rules.
+BucketTimes = Callable[["FieldParser", dict[str, Any], int], tuple[datetime, datetime, date]]
+PageEntry = tuple["FieldParser", int, tuple[datetime, datetime, date], dict[str, Any]]
+
+
+def page_entries(pages: list[tuple[str, dict[str, Any]]], cov: Coverage, times: BucketTimes,
+                 entry: str = "entry") -> Iterator[PageEntry]:
+    """(parser, position, (bucket start, end, day), result) for every result of every page of
+    a provider's usage or cost API (``data``: buckets, each holding ``results``).
+
+    The position counts buckets and results through a page (1-based) and stands in for a
+    line number in messages; each bucket's day is added to ``cov``. A bucket without results
+    (the key missing or null) is an empty bucket: its day is covered, it holds nothing.
+    """
+    for file_name, page in pages:
+        parser = FieldParser(file_name, entry)
+        position = 0
+        for bucket in page["data"]:
+            position += 1
+            if not isinstance(bucket, dict):
+                raise parser.fail(position, "a bucket that is not a JSON object.")
+            start, end, day = times(parser, bucket, position)
+            cov.days.add(day)
+            results = bucket.get("results") or []
+            if not isinstance(results, list):
+                raise parser.fail(position, "a bucket whose 'results' is not a list.")
+            for result in results:
+                position += 1
+                if not isinstance(result, dict):
+                    raise parser.fail(position, "a result that is not a JSON object.")
+                yield parser, position, (start, end, day), result

@@ -17,8 +17,10 @@ from analytics.importers.base import (
     FieldParser,
     ImportFailure,
     NotAnExport,
+    PageEntry,
     ParsedFile,
     UsageRow,
+    page_entries,
     parse_line_item,
 )
 
@@ -72,33 +74,11 @@ def read_pages(pages: list[tuple[str, dict[str, Any]]], kind: str, name: str) ->
                       _usage_rows(pages, kind, cov), cov, files, ENTRY)
 
 
-Entry = tuple[FieldParser, int, tuple[Any, Any, Any], dict[str, Any]]
-
-
-def _buckets(pages: list[tuple[str, dict[str, Any]]], cov: Coverage) -> Iterator[Entry]:
-    """(parser, position, (bucket start, end, day), result) for every result of every page.
-
-    The position counts buckets and results through a page (1-based) and stands in for a
-    line number.
-    """
-    for file_name, page in pages:
-        parser = FieldParser(file_name, ENTRY)
-        position = 0
-        for bucket in page["data"]:
-            position += 1
-            if not isinstance(bucket, dict):
-                raise parser.fail(position, "a bucket that is not a JSON object.")
-            start, end, day = parser.bucket(bucket.get("start_time"), bucket.get("end_time"),
-                                            position)
-            cov.days.add(day)
-            results = bucket.get("results", [])
-            if not isinstance(results, list):
-                raise parser.fail(position, "a bucket whose 'results' is not a list.")
-            for result in results:
-                position += 1
-                if not isinstance(result, dict):
-                    raise parser.fail(position, "a result that is not a JSON object.")
-                yield parser, position, (start, end, day), result
+def _buckets(pages: list[tuple[str, dict[str, Any]]], cov: Coverage) -> Iterator[PageEntry]:
+    """Every result of every page, its bucket timed from ``start_time``/``end_time`` (epoch
+    seconds, as the Admin API gives them)."""
+    return page_entries(pages, cov, lambda parser, bucket, position: parser.bucket(
+        bucket.get("start_time"), bucket.get("end_time"), position), ENTRY)
 
 
 def _texts(parser: FieldParser, pos: int, result: dict[str, Any]) -> Callable[[str], str]:
