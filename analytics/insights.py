@@ -34,7 +34,7 @@ from analytics import anomaly
 from analytics.access import Principal
 from analytics.exports import records
 from analytics.keys import key_inventory, project_labels
-from analytics.memo import per_data_version
+from analytics.memo import per_data_version, replayed
 from analytics.models import capability_class, cheaper_alternative
 from analytics.price_store import current_book
 from analytics.pricing import MigrationScenario, PriceBook, estimate_cost, reprice
@@ -840,6 +840,7 @@ def find_insights(engine: Engine, principal: Principal, start: date | None = Non
     return InsightReport(start, end, findings, notes)
 
 
+@replayed
 def insights_report(engine: Engine, principal: Principal, start: date | None = None,
                     end: date | None = None) -> tuple[InsightReport, pd.DataFrame] | None:
     """The report and its table of findings (``findings_frame``) for the Insights page; None

@@ -205,6 +205,11 @@ class _Kept:
     def __len__(self) -> int:
         return len(self._results)
 
+    def keys(self) -> list[tuple[Any, ...]]:
+        """(engine, data version, principal, args, kwargs) of each kept result, oldest first."""
+        with self._lock:
+            return list(self._results)
+
     def clear(self) -> None:
         with self._lock:
             self._results.clear()
@@ -235,6 +240,10 @@ def replayed(fn: Callable[Concatenate[Engine, Principal, P], T]
     """Decorate ``fn(engine, principal, ...)``, which keeps its own results per data version
     (the forecasts), so that users' calls are made again by ``refresh`` and an identical call
     made meanwhile waits for the one running, then finds its results kept.
+
+    Also for a public function that resolves defaults (the current price book, the billing
+    day) before calling a kept one: the user's call is then the one remembered, so a refresh
+    resolves them again instead of replaying an old price book.
 
     Arguments may be lists or mappings (they are frozen for the keys)."""
 

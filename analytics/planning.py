@@ -52,7 +52,7 @@ from analytics.allocation import (
 )
 from analytics.budgets import Period, period_containing, previous_period
 from analytics.forecast import ForecastResult, forecast_period_end
-from analytics.memo import per_data_version
+from analytics.memo import per_data_version, replayed
 from analytics.org import anchor_day
 from analytics.queries import data_range, projects, spend
 from analytics.series import daily_spend
@@ -158,6 +158,7 @@ def default_as_of(engine: Engine, principal: Principal) -> date:
     return data_range(engine, principal)[1] or datetime.now(UTC).date()
 
 
+@replayed
 def outlook(engine: Engine, principal: Principal, as_of: date | None = None,
             method: str = "shipped") -> Outlook:
     """The outlook for the budget month holding ``as_of`` (default: the newest data, so a

@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 
 from analytics.access import Principal
 from analytics.grouping import group_sum, joined_text, period_labels
-from analytics.memo import per_data_version
+from analytics.memo import per_data_version, replayed
 from analytics.models import model_family
 from analytics.price_store import current_book
 from analytics.pricing import PriceBook, estimate_cost
@@ -86,6 +86,7 @@ class Reconciliation:
                     "flagged", "flagged_rows", "reasons"]]
 
 
+@replayed
 def reconcile(engine: Engine, principal: Principal, start: date | None = None,
               end: date | None = None, project: str | Sequence[str] | None = None,
               threshold_pct: float = 1.0, min_usd: float = 0.01,

@@ -35,7 +35,7 @@ from sqlalchemy import ColumnElement, Engine, and_, func, or_, select, tuple_
 from analytics.access import Principal
 from analytics.attribution import attribute
 from analytics.grouping import group_sum, joined_text, period_labels
-from analytics.memo import per_data_version
+from analytics.memo import per_data_version, replayed
 from analytics.price_store import current_book
 from analytics.pricing import PriceBook, estimate_cost, first_priced_day
 from analytics.queries import (
@@ -230,6 +230,7 @@ def _to_decimal(value: float) -> Decimal:
     return Decimal(repr(float(value))).quantize(_NANO)
 
 
+@replayed
 def unpriced_usage(engine: Engine, principal: Principal, start: date | None = None,
                    end: date | None = None, book: PriceBook | None = None) -> pd.DataFrame:
     """Usage the price book cannot price, one row per provider and raw model: family,

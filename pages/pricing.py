@@ -35,7 +35,7 @@ if not scheduled.empty:
     st.dataframe(scheduled[shown].rename(columns=RATES), hide_index=True, width="stretch")
 
 st.subheader("Models without a price")
-missing = unpriced_usage(eng, who, book=book)
+missing = unpriced_usage(eng, who)  # the current book, resolved again by a background refresh
 if missing.empty:
     st.success("Every model in the imported usage has a price.")
 else:

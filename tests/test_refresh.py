@@ -244,3 +244,21 @@ def test_a_disposed_store_is_not_refreshed(db_url, tmp_path):
     assert wait_idle(WAIT_S)
     assert CALLS == ["a"], "nothing was recomputed for the disposed store"
     clear_all()
+
+
+def test_a_refresh_resolves_the_current_price_book_again(store, tmp_path):
+    """The user's call (no book given) is what is replayed, so a price added before the next
+    import is in the refreshed result, not the book of the first visit."""
+    from analytics.price_store import add_price, current_book
+    from analytics.spend_estimates import _unpriced_usage
+
+    assert unpriced_usage(store, SYSTEM).empty
+    assert [c.fn.__name__ for c in stale_calls(store, "another")] == ["unpriced_usage"]
+    add_price(store, SYSTEM, {"provider": "openai", "family": "gpt-4o",
+                              "effective_from": "2020-01-01", "input_per_1m": "9",
+                              "output_per_1m": "9"})
+    _import_more(store, tmp_path / "more")
+    refresh(store)
+    assert wait_idle(WAIT_S)
+    books = [args[-1] for _, _, _, args, _ in _unpriced_usage.kept.keys()]
+    assert books == [current_book(store)], "kept for the new data, priced with the new book"
