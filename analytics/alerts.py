@@ -27,6 +27,8 @@ from urllib.parse import urlparse
 
 import pandas as pd
 from sqlalchemy import Engine, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from analytics.access import Principal
 from analytics.budget_store import list_budgets
@@ -105,14 +107,21 @@ def record(engine: Engine, checks: list[BudgetCheck]) -> list[RaisedAlert]:
         return []
     table = AlertRow.__table__
     now = datetime.now(UTC).replace(tzinfo=None)
+    insert = (sqlite_insert if engine.dialect.name == "sqlite" else postgresql_insert)(table)
+    # A key another check stored meanwhile (the app and cron at once) is skipped by the
+    # database (unique index on budget alert keys), so it is raised and delivered once.
+    once = insert.on_conflict_do_nothing(index_elements=[table.c.key],
+                                         index_where=table.c.source == SOURCE
+                                         ).returning(table.c.key)
     with engine.begin() as conn:
         known = set(conn.execute(select(table.c.key).where(
-            table.c.key.in_(list(firing)))).scalars())
-        new = [a for k, a in firing.items() if k not in known]
-        if new:
-            conn.execute(table.insert(), [
-                {"at": now, "source": SOURCE, "level": a.level, "key": a.key,
-                 "message": a.message, "delivered": "app"} for a in new])
+            table.c.source == SOURCE, table.c.key.in_(list(firing)))).scalars())
+        new = []
+        for key, alert in firing.items():
+            if key not in known and conn.execute(once.values(
+                    at=now, source=SOURCE, level=alert.level, key=key, message=alert.message,
+                    delivered="app")).first() is not None:
+                new.append(alert)
     return new
 
 

@@ -32,6 +32,7 @@ from sqlalchemy import (
     event,
     inspect,
     make_url,
+    text,
 )
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -306,6 +307,12 @@ class AlertRow(Base):
     key: Mapped[str] = mapped_column(String(256))  # de-duplicates repeats of one alert
     message: Mapped[str] = mapped_column(Text)
     delivered: Mapped[str] = mapped_column(String(128), default="")
+
+    # A budget alert is stored once however many checks run at once (migration 0004); sync
+    # alerts repeat their key on purpose.
+    __table_args__ = (Index("uq_alerts_budget_key", "key", unique=True,
+                            sqlite_where=text("source = 'budget'"),
+                            postgresql_where=text("source = 'budget'")),)
 
 
 class SyncState(Base):

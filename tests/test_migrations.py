@@ -9,6 +9,7 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
@@ -100,3 +101,38 @@ def test_a_store_at_the_head_opens_without_loading_alembic(db_url):
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_repeated_budget_alerts_are_merged_and_cannot_come_back(db_url):
+    """Migration 0004 keeps the oldest of each repeated budget alert (two checks at once
+    could store one twice) and a unique index then refuses a repeat; sync alerts, which
+    repeat their key on purpose, are left as they are."""
+    from sqlalchemy.exc import IntegrityError
+
+    old = create_engine(db_url)
+    row = {"at": datetime(2026, 11, 1), "level": "warning", "delivered": "app"}
+    with old.begin() as conn:
+        command.upgrade(_config(conn), "0003")
+        alerts = Table("alerts", MetaData(), autoload_with=conn)
+        conn.execute(alerts.insert(), [
+            {**row, "source": "budget", "key": "budget:Dev:1", "message": "first"},
+            {**row, "source": "budget", "key": "budget:Dev:1", "message": "again"},
+            {**row, "source": "budget", "key": "budget:Dev:2", "message": "other"},
+            {**row, "source": "sync", "key": "sync:openai", "message": "down"},
+            {**row, "source": "sync", "key": "sync:openai", "message": "down again"}])
+    old.dispose()
+    dispose_engine(db_url)
+    engine = get_engine(db_url)
+    with engine.connect() as conn:
+        kept = conn.execute(text("SELECT source, key, message FROM alerts ORDER BY id")).all()
+    assert [tuple(r) for r in kept] == [
+        ("budget", "budget:Dev:1", "first"), ("budget", "budget:Dev:2", "other"),
+        ("sync", "sync:openai", "down"), ("sync", "sync:openai", "down again")]
+    with engine.begin() as conn:  # another sync repeat is fine
+        conn.execute(alerts.insert().values(**row, source="sync", key="sync:openai",
+                                            message="still down"))
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(alerts.insert().values(**row, source="budget", key="budget:Dev:2",
+                                            message="twice"))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM alerts")).scalar() == 5

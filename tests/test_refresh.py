@@ -199,13 +199,17 @@ def test_an_import_by_another_process_is_noticed(store, db_url, tmp_path):
              write_cost_csv(org, tmp_path / "cost.csv", org.start, org.end)]
     subprocess.run([sys.executable, "-m", "analytics", "import", "--db", db_url,
                     *map(str, files)], check=True, capture_output=True, cwd=ROOT)
+    # Two files, two imports: the watcher may refresh after each. Wait until it has caught
+    # up with the last one.
     deadline = time.monotonic() + WAIT_S
-    while len(CALLS) < 2 and time.monotonic() < deadline:
+    while time.monotonic() < deadline and (
+            stale_calls(store, data_version(store)) or not wait_idle(0)):
         time.sleep(0.05)
     assert wait_idle(WAIT_S)
-    assert CALLS == ["a", "a"]
+    made = len(CALLS)
+    assert made >= 2, "made again in the background"
     _spend_by_project(store, SYSTEM, "a")
-    assert CALLS == ["a", "a"]
+    assert len(CALLS) == made, "the caller found the newest result kept"
 
 
 def test_a_caller_waits_a_bounded_time_then_computes_itself(store, tmp_path, monkeypatch):
