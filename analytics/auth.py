@@ -108,7 +108,7 @@ def add_user(engine: Engine, username: str, name: str, email: str, password: str
             username=username, name=name.strip() or username, email=email.strip(),
             password_hash=hashed, role=role,
             projects=",".join(projects) if projects is not None else None,
-            failed_logins=0, locked_until=None, created_at=_now()))
+            created_at=_now()))
         audit.record(conn, actor, "user.add", username, None,
                      {"role": role, "email": email.strip(), "projects": projects})
     return UserInfo(username, name.strip() or username, email.strip(), role,

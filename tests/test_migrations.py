@@ -35,12 +35,18 @@ def test_an_old_store_is_upgraded_with_its_data(db_url):
     with old.begin() as conn:
         command.upgrade(_config(conn), "0001")
         conn.execute(text("INSERT INTO settings (key, value) VALUES ('org_name', 'Kept Ltd')"))
+        conn.execute(text(
+            "INSERT INTO users (username, name, email, password_hash, role, projects, "
+            "failed_logins, locked_until, created_at) VALUES ('ann', 'Ann', 'a@x.test', "
+            "'hash', 'reader', 'proj_a', 0, NULL, '2026-01-01 00:00:00')"))
     old.dispose()
     dispose_engine(db_url)
     engine = get_engine(db_url)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT value FROM settings WHERE key = 'org_name'")
                             ).scalar() == "Kept Ltd"
+        assert tuple(conn.execute(text("SELECT username, role, projects FROM users")).one()
+                     ) == ("ann", "reader", "proj_a")
         assert conn.execute(text("SELECT version_num FROM alembic_version")
                             ).scalar() == head_revision()
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
