@@ -140,8 +140,10 @@ def _version_or_none(engine: Engine) -> str | None:
 
 def _watch(engine: Engine, every_s: float, seen: str | None) -> None:
     failing = False
-    while is_current(engine):
+    while True:
         time.sleep(every_s)
+        if not is_current(engine):  # disposed while we slept: reading would reopen it
+            break
         try:
             version = data_version(engine)
         except Exception:
