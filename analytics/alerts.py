@@ -32,9 +32,16 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from analytics.access import Principal
 from analytics.budget_store import list_budgets
-from analytics.budgets import Alert, Budget, BudgetStatus, Threshold, budget_status
-from analytics.forecast import ForecastError
-from analytics.forecasting import forecast_scope
+from analytics.budgets import (
+    Alert,
+    Budget,
+    BudgetStatus,
+    PeriodKind,
+    Threshold,
+    budget_status,
+)
+from analytics.forecast import ForecastError, ForecastResult
+from analytics.forecasting import forecast_scopes
 from analytics.org import get_setting, set_setting
 from analytics.store import AlertRow
 
@@ -70,16 +77,32 @@ class BudgetCheck:
 
 def check(engine: Engine, principal: Principal, as_of: date | None = None
           ) -> list[BudgetCheck]:
-    """Every budget the principal may see, judged against its scope's forecast."""
-    checks = []
-    for budget in list_budgets(engine, principal):
+    """Every budget the principal may see, judged against its scope's forecast.
+
+    Budgets sharing a period kind and billing day are forecast together (``forecast_scopes``:
+    in parallel, each scope once), so a check of dozens of budgets costs about one forecast.
+    """
+    budgets = list_budgets(engine, principal)
+    groups: dict[tuple[PeriodKind, int], list[str]] = {}
+    for budget in budgets:
+        scopes = groups.setdefault((budget.kind, budget.anchor_day), [])
+        if budget.scope not in scopes:
+            scopes.append(budget.scope)
+    forecasts: dict[tuple[str, PeriodKind, int], ForecastResult | ForecastError] = {}
+    for (kind, anchor), scopes in groups.items():
         try:
-            forecast = forecast_scope(engine, principal, budget.scope, as_of, budget.kind,
-                                      budget.anchor_day)
-        except ForecastError as exc:
-            checks.append(BudgetCheck(budget, None, str(exc)))
-            continue
-        checks.append(BudgetCheck(budget, budget_status(budget, forecast)))
+            found = forecast_scopes(engine, principal, scopes, as_of, kind,
+                                    dict.fromkeys(scopes, anchor))
+        except ForecastError as exc:  # no billed cost at all: every budget says so
+            found = dict.fromkeys(scopes, exc)
+        forecasts.update({(scope, kind, anchor): result for scope, result in found.items()})
+    checks = []
+    for budget in budgets:
+        forecast = forecasts[(budget.scope, budget.kind, budget.anchor_day)]
+        if isinstance(forecast, ForecastError):
+            checks.append(BudgetCheck(budget, None, str(forecast)))
+        else:
+            checks.append(BudgetCheck(budget, budget_status(budget, forecast)))
     return checks
 
 

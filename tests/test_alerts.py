@@ -18,6 +18,7 @@ from analytics.access import SYSTEM, AccessDenied, Principal
 from analytics.alerts import (
     DeliveryError,
     DeliverySettings,
+    check,
     checks_frame,
     delivery_settings,
     recent_alerts,
@@ -274,3 +275,22 @@ def test_the_audit_log_never_shows_the_webhooks_token(engine):
         stored = conn.execute(select(Setting.value).where(
             Setting.key == "alert_webhook_url")).scalar_one()
     assert stored == secret + "x"
+
+
+def test_budgets_forecast_together_are_judged_as_each_alone(store):
+    """Budgets are forecast in groups (same period kind and billing day); each still gets its
+    own scope's and calendar's forecast, including a second budget on the same scope with
+    another billing day."""
+    from analytics.forecasting import forecast_scope
+
+    save_budget(store, SYSTEM, Budget("Dev from the 15th", Decimal("245"),
+                                      scope=f"project:{DEV}", anchor_day=15))
+    checks = {c.budget.name: c for c in check(store, SYSTEM)}
+    assert set(checks) == {"Dev", "Prod", "Dev from the 15th"}
+    for name, c in checks.items():
+        alone = forecast_scope(store, SYSTEM, c.budget.scope, None, c.budget.kind,
+                               c.budget.anchor_day)
+        assert c.status is not None and c.status.forecast_usd == pytest.approx(
+            alone.forecast), name
+    assert (checks["Dev"].status.forecast_usd
+            != checks["Dev from the 15th"].status.forecast_usd), "its own billing period"
