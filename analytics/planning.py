@@ -56,6 +56,7 @@ from analytics.memo import per_data_version, replayed
 from analytics.org import anchor_day
 from analytics.queries import data_range, projects, spend
 from analytics.series import daily_spend
+from analytics.workers import run_all
 
 ALIASES: dict[str, str] = {
     "dev": DEVELOPMENT,
@@ -183,26 +184,19 @@ def _build_outlook(engine: Engine, principal: Principal, table: pd.DataFrame, as
     for pid, env in env_of.items():
         if env is not None:
             members.setdefault(env, []).append(pid)
-    forecasts: dict[tuple[str, ...], tuple[pd.Series, ForecastResult | None]] = {}
-
-    def forecast_of(ids: list[str], scope: str) -> tuple[pd.Series, ForecastResult | None]:
-        key = tuple(sorted(ids))  # an environment of one project is that project
-        if key not in forecasts:
-            series = daily_spend(engine, principal, scope, end=as_of)
-            forecasts[key] = (series, _forecast(series, period, as_of, method))
-        return forecasts[key]
+    forecasts = _forecasts(engine, principal, members, list(env_of), period, as_of, method)
 
     env_inputs: dict[str, EnvInput] = {}
     rough = []
     for env in sorted(members):
-        series, result = forecast_of(members[env], f"env:{env}")
+        series, result = forecasts[tuple(sorted(members[env]))]
         env_inputs[env] = _env_input(series, result, period, as_of, sorted(members[env]))
         if result is not None and result.rough:
             rough.append(env)
     names = dict(zip(table["project_id"], table["name"], strict=True))
     project_rows = []
     for pid in sorted(env_of, key=lambda p: (env_of[p] or "~", str(names.get(p) or p))):
-        _, result = forecast_of([pid], f"project:{pid}")
+        _, result = forecasts[(pid,)]
         figures = (0.0, 0.0, 0.0, 0.0) if result is None else (
             result.actual_to_date, result.forecast, result.low, result.high)
         project_rows.append(ProjectOutlook(pid, str(names.get(pid) or pid), env_of[pid],
@@ -214,12 +208,21 @@ def _build_outlook(engine: Engine, principal: Principal, table: pd.DataFrame, as
                    weights_period, tuple(rough), principal.projects is not None)
 
 
-def _forecast(series: pd.Series, period: Period, as_of: date,
-              method: str) -> ForecastResult | None:
-    """The period-end forecast, or None for a series that never had spend."""
-    if series.empty or not (series != 0).any():
-        return None
-    return forecast_period_end(series, period, as_of, method)
+def _forecasts(engine: Engine, principal: Principal, members: Mapping[str, list[str]],
+               projects: list[str], period: Period, as_of: date, method: str
+               ) -> dict[tuple[str, ...], tuple[pd.Series, ForecastResult | None]]:
+    """Each environment's and each project's daily spend and period-end forecast (None for a
+    series that never had spend), keyed by its sorted project ids (an environment of one
+    project is that project). The forecasts run in parallel worker processes."""
+    scopes = {tuple(sorted(ids)): f"env:{env}" for env, ids in sorted(members.items())}
+    for pid in projects:
+        scopes.setdefault((pid,), f"project:{pid}")
+    series = {key: daily_spend(engine, principal, scope, end=as_of)
+              for key, scope in scopes.items()}
+    spent = [key for key, daily in series.items() if not daily.empty and (daily != 0).any()]
+    made = run_all(forecast_period_end, [(series[key], period, as_of, method) for key in spent])
+    results = dict(zip(spent, made, strict=True))
+    return {key: (series[key], results.get(key)) for key in scopes}
 
 
 def _env_input(series: pd.Series, result: ForecastResult | None, period: Period, as_of: date,

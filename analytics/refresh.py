@@ -86,16 +86,23 @@ def _refresh_now(engine: Engine) -> int:
         return 0
     made = 0
     for call in stale_calls(engine, version):
-        if not is_current(engine):  # disposed meanwhile: using it would open a new pool
-            break
+        if not is_current(engine) or _exiting():  # disposed meanwhile: using it would open
+            break  # a new pool
         try:
             call.rerun()
         except Exception:  # the next visit computes it and shows any error in plain words
+            if _exiting():  # the process is ending under it (its worker pools refuse work)
+                break
             log.warning("Background refresh of %s failed; it will be computed when next "
                         "asked.", call, exc_info=True)
         else:
             made += 1
     return made
+
+
+def _exiting() -> bool:
+    """Whether the interpreter is shutting down (its main thread has ended)."""
+    return not threading.main_thread().is_alive()
 
 
 def refresh(engine: Engine) -> None:
