@@ -20,7 +20,8 @@ from analytics.attribution import attribute
 from analytics.grouping import period_labels
 from analytics.memo import per_data_version
 from analytics.models import model_family
-from analytics.pricing import estimate_cost, load_price_book
+from analytics.price_store import current_book
+from analytics.pricing import PriceBook, estimate_cost
 from analytics.queries import TOKEN_COLUMNS, spend, usage_for_pricing
 
 GROUPS = {"project": "Project", "model": "Model", "model_family": "Model family",
@@ -39,18 +40,19 @@ class ExploreResult:
 
 @per_data_version
 def _estimated(engine: Engine, principal: Principal, group: str, grain: str, start: date,
-               end: date, provider: str | None) -> pd.DataFrame:
-    """List-price cost by period and group, from usage (for groups the cost export lacks).
+               end: date, provider: str | None, book: PriceBook) -> pd.DataFrame:
+    """List-price cost by period and group, from usage (for groups the cost export lacks),
+    priced with the store's price book (Owner prices included), as every other estimate is.
 
-    Kept per data version (``memo``): by key or user it costs seconds at a million usage
-    rows, and the page is drawn again on every click (measure, stacking)."""
+    Kept per data version and book (``memo``): by key or user it costs seconds at a million
+    usage rows, and the page is drawn again on every click (measure, stacking)."""
     column = _USAGE_COLUMN["model" if group == "model_family" else group]
     usage = usage_for_pricing(engine, principal, start, end, extra=[column])
     if provider:
         usage = usage[usage["provider"] == provider]
     if usage.empty:
         return pd.DataFrame(columns=["period", "key", "cost_usd"])
-    priced = estimate_cost(usage, load_price_book())
+    priced = estimate_cost(usage, book)
     priced["period"] = period_labels(priced["day"], grain)
     priced["key"] = priced[column]
     return (priced.groupby(["period", "key"], as_index=False)["estimated_cost_usd"]
@@ -88,7 +90,8 @@ def explore(engine: Engine, principal: Principal, group: str, grain: str, start:
         frame["cost_usd"] = frame["cost_usd"].astype("float64")
         frame["basis"] = "billed"
     else:
-        est = _estimated(engine, principal, group, grain, start, end, provider)
+        est = _estimated(engine, principal, group, grain, start, end, provider,
+                         current_book(engine))
         frame = attribute(frame, est, ["period"])
     if group == "model_family":
         families = {m: model_family(m) for m in frame["key"].unique()}

@@ -66,3 +66,19 @@ def test_kept_estimates_give_way_to_a_new_import(engine, org, tmp_path):
     table = explore(engine, SYSTEM, "api_key", "week", start, end).table.set_index("key")
     assert table.loc["key_" + PROD, "input_tokens"] == 1_000_000
     assert table.loc["key_" + PROD, "cost_usd"] > 0  # its estimate, read afresh
+
+
+def test_estimates_use_the_owners_prices(engine, org):
+    """Explore prices usage with the store's book, Owner prices included, like every other
+    estimate: a new price moves how the bill is split over keys, never the bill."""
+    from analytics.price_store import add_price
+
+    start, end = date(2026, 10, 1), date(2026, 10, 31)
+    before = explore(engine, SYSTEM, "api_key", "month", start, end).table.set_index("key")
+    add_price(engine, SYSTEM, {"provider": "openai", "family": "gpt-4o-mini",
+                               "effective_from": "2026-09-01", "input_per_1m": "500",
+                               "output_per_1m": "2000"})
+    after = explore(engine, SYSTEM, "api_key", "month", start, end).table.set_index("key")
+    assert after["cost_usd"].sum() == pytest.approx(before["cost_usd"].sum(), abs=0.01)
+    moved = (after["cost_usd"] - before["cost_usd"].reindex(after.index)).abs()
+    assert moved.max() > 1.0, "the split follows the Owner's price"
