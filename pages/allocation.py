@@ -2,6 +2,7 @@
 forecasts, and simulate other splits. The figures come from analytics.planning, as do those of
 ``python -m analytics allocate``."""
 
+from datetime import date
 from decimal import Decimal, InvalidOperation
 
 import pandas as pd
@@ -236,16 +237,26 @@ fig.update_layout(**LAYOUT, barmode="group",
 fig.update_yaxes(title="USD", tickprefix="$", tickformat=",.0f")
 st.plotly_chart(fig, width="stretch")
 
-table = result.table().drop(columns="level")
-table[["project", "limit"]] = table[["project", "limit"]].fillna("")
-table["allocation"] = [None if a is None else float(a) for a in table["allocation"]]
-st.dataframe(table, hide_index=True, width="stretch", column_config={
-    "environment": "Environment", "project": "Project", "limit": "Limit",
-    **{c: st.column_config.NumberColumn(label, format="dollar") for c, label in (
-        ("allocation", "Allocation"), ("actual_to_date", "Actual to date"),
-        ("forecast", "Forecast"), ("low", "Low (10%)"), ("high", "High (90%)"))},
+# Environments and their projects in two tables: a project has no allocation, limit or
+# chance of its own, and one table would show "None" in those cells.
+table = result.table()
+money_columns = {c: st.column_config.NumberColumn(label, format="dollar") for c, label in (
+    ("allocation", "Allocation"), ("actual_to_date", "Actual to date"),
+    ("forecast", "Forecast"), ("low", "Low (10%)"), ("high", "High (90%)"))}
+env_rows = table[table["level"] == "environment"].drop(columns=["level", "project"])
+env_rows["allocation"] = [float(a) for a in env_rows["allocation"]]
+env_rows["hits_allocation_on"] = [d.isoformat() if isinstance(d, date) else "not forecast to"
+                                  for d in env_rows["hits_allocation_on"]]
+st.dataframe(env_rows, hide_index=True, width="stretch", column_config={
+    "environment": "Environment", "limit": "Limit", **money_columns,
     "p_overrun": st.column_config.NumberColumn("Chance of overrun", format="percent"),
-    "hits_allocation_on": st.column_config.DateColumn("Reaches allocation on")})
+    "hits_allocation_on": "Reaches allocation on"})
+project_rows = table[table["level"] == "project"][
+    ["environment", "project", "actual_to_date", "forecast", "low", "high"]]
+project_rows["environment"] = project_rows["environment"].fillna("(no environment)")
+st.caption("Each environment's projects:")
+st.dataframe(project_rows, hide_index=True, width="stretch", column_config={
+    "environment": "Environment", "project": "Project", **money_columns})
 st.caption(f"Reserve {money(result.allocations[RESERVE])}: soft-limited overruns are expected "
            f"to use {money(result.reserve.expected_use)} of it, and in "
            f"{result.reserve.p_exhausted:.0%} of the simulated months they use it all. "

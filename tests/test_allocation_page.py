@@ -38,6 +38,11 @@ def test_every_role_sees_plan_vs_reality(demo, monkeypatch, user):  # noqa: F811
     tables = [d.value for d in at.dataframe]
     assert any("actual_to_date" in t.columns for t in tables)
     assert any("Chance of overrun" in t.columns for t in tables)
+    # Environments, then their projects: no cell left empty ("None") in either.
+    envs = next(t for t in tables if "p_overrun" in t.columns)
+    projects_table = next(t for t in tables if "project" in t.columns and "forecast" in t.columns)
+    assert "allocation" not in projects_table.columns
+    assert envs.notna().all().all() and projects_table.notna().all().all()
 
 
 def test_reader_cannot_save(demo, monkeypatch):  # noqa: F811
