@@ -280,21 +280,29 @@ def _page_and_cli_agree(demo: Demo, monkeypatch, capsys) -> None:
     budget = next(n for n in at.number_input if n.label.startswith("Budget"))
     budget.set_value(float(total)).run()
     assert not at.exception, at.exception
-    page = page_table(at, "actual_to_date")
+    envs_shown = page_table(at, "p_overrun")  # environments, then their projects
+    projects_shown = page_table(at, "project")
 
     assert main(["allocate", "--db", demo.url, "--total", str(total), "--split", PRESET_SPLIT,
                  "--reserve", "10", "--as-of", demo.as_of.isoformat(), "--format", "json"]) == 0
     cli = json.loads(capsys.readouterr().out)
     rows = cli["environments"]
-    assert len(page) == len(rows) == 4 + len(DEMO_PROJECTS)
-    for (_, shown), printed in zip(page.iterrows(), rows, strict=True):
+    env_rows = [r for r in rows if r["level"] == "environment"]
+    project_rows = [r for r in rows if r["level"] == "project"]
+    assert len(envs_shown) == len(env_rows) == 4
+    assert len(projects_shown) == len(project_rows) == len(DEMO_PROJECTS)
+    figures = ("actual_to_date", "forecast", "low", "high")
+    for (_, shown), printed in zip(envs_shown.iterrows(), env_rows, strict=True):
         assert shown["environment"] == printed["environment"]
-        assert (shown["project"] or None) == printed["project"]
-        for column in ("allocation", "actual_to_date", "forecast", "low", "high", "p_overrun"):
-            value = None if pd.isna(shown[column]) else shown[column]
-            assert value == printed[column], (column, value, printed[column])
-        hits = shown["hits_allocation_on"]
-        assert (None if pd.isna(hits) else str(hits)[:10]) == printed["hits_allocation_on"]
+        for column in ("allocation", *figures, "p_overrun"):
+            assert shown[column] == printed[column], (column, shown[column], printed[column])
+        hits = printed["hits_allocation_on"]
+        assert shown["hits_allocation_on"] == (hits or "not forecast to")
+    for (_, shown), printed in zip(projects_shown.iterrows(), project_rows, strict=True):
+        assert shown["environment"] == (printed["environment"] or "(no environment)")
+        assert shown["project"] == printed["project"]
+        for column in figures:
+            assert shown[column] == printed[column], (column, shown[column], printed[column])
     assert any(row["p_overrun"] not in (None, 0.0, 1.0) for row in rows)  # a real comparison
 
     # the page's simulation of its split, against a direct count over the same samples
