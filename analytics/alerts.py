@@ -123,7 +123,8 @@ class RaisedAlert:
 
 
 def record(engine: Engine, checks: list[BudgetCheck]) -> list[RaisedAlert]:
-    """Store the alerts not stored before (by key); return those new ones."""
+    """Store the alerts not stored before (by key; the database skips the others); return
+    those new ones."""
     firing = {alert_key(c.status, a): RaisedAlert(alert_key(c.status, a), a.level, a.message)
               for c in checks if c.status for a in c.alerts}
     if not firing:
@@ -137,15 +138,9 @@ def record(engine: Engine, checks: list[BudgetCheck]) -> list[RaisedAlert]:
                                          index_where=table.c.source == SOURCE
                                          ).returning(table.c.key)
     with engine.begin() as conn:
-        known = set(conn.execute(select(table.c.key).where(
-            table.c.source == SOURCE, table.c.key.in_(list(firing)))).scalars())
-        new = []
-        for key, alert in firing.items():
-            if key not in known and conn.execute(once.values(
-                    at=now, source=SOURCE, level=alert.level, key=key, message=alert.message,
-                    delivered="app")).first() is not None:
-                new.append(alert)
-    return new
+        return [alert for key, alert in firing.items() if conn.execute(once.values(
+            at=now, source=SOURCE, level=alert.level, key=key, message=alert.message,
+            delivered="app")).first() is not None]
 
 
 def recent_alerts(engine: Engine, principal: Principal, limit: int = 200) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from analytics.access import Principal
 from analytics.attribution import attribute
 from analytics.grouping import period_labels
-from analytics.memo import per_data_version
+from analytics.memo import per_data_version, replayed
 from analytics.models import model_family
 from analytics.price_store import current_book
 from analytics.pricing import PriceBook, estimate_cost
@@ -73,6 +73,7 @@ def _basis(grouped: SeriesGroupBy) -> np.ndarray:
     return np.where(grouped.nunique() == 1, grouped.first(), "mixed")
 
 
+@replayed
 def explore(engine: Engine, principal: Principal, group: str, grain: str, start: date,
             end: date, provider: str | None = None) -> ExploreResult:
     """Spend and tokens by ``group`` per ``grain`` period between ``start`` and ``end``,

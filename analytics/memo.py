@@ -50,9 +50,11 @@ RECENT_FOR_S = 7 * 86_400  # a call nobody made for a week is not worth recomput
 WAIT_FOR_OTHERS_S = 60.0  # longest wait for the same result being computed elsewhere
 _CACHES: list[_Kept] = []
 
-# True while a kept call runs in this thread (or a refresh makes one): calls made inside it
-# are its parts, not something a user asked for.
-_inside: ContextVar[bool] = ContextVar("burnrate_memo_inside", default=False)
+# The store and data version a kept call is computing for in this thread (or a refresh is):
+# calls made inside it are its parts, not something a user asked for, and use the same
+# version, read once per visit rather than once per part.
+_computing_for: ContextVar[tuple[Engine, str] | None] = ContextVar("burnrate_memo_for",
+                                                                   default=None)
 
 
 @dataclass
@@ -71,11 +73,11 @@ class Call:
         """Make the call again (its result is kept by the function's cache); not counted as
         asked by a user, so interest fades when users stop looking."""
         version = data_version(self.engine)
-        token = _inside.set(True)
+        token = _computing_for.set((self.engine, version))
         try:
             self.fn(self.engine, self.principal, *self.args, **self.kwargs)
         finally:
-            _inside.reset(token)
+            _computing_for.reset(token)
         self.done_for = version  # read before the call: a change during it is redone later
 
     def __str__(self) -> str:
@@ -158,20 +160,26 @@ def _frozen(value: object) -> Hashable:
     return value  # type: ignore[return-value]  # anything else must hash as it is
 
 
+def _version(engine: Engine) -> str:
+    """The store's data version: the one the enclosing kept call computes for, else read."""
+    outer = _computing_for.get()
+    return outer[1] if outer is not None and outer[0] is engine else data_version(engine)
+
+
 @contextmanager
 def _asked(fn: Callable[..., object], engine: Engine, principal: Principal,
            args: tuple[Any, ...], kwargs: dict[str, Any], version: str) -> Iterator[None]:
     """Run a kept call; remember it once it succeeded if a user made it (it is not part of
     another kept call, nor a rerun). A failing call is not remembered: refreshing it would
     fail again."""
-    if _inside.get():
+    if _computing_for.get() is not None:
         yield
         return
-    token = _inside.set(True)
+    token = _computing_for.set((engine, version))
     try:
         yield
     finally:
-        _inside.reset(token)
+        _computing_for.reset(token)
     _RECENT.asked(Call(fn, engine, principal, args, kwargs, time.monotonic(), version))
 
 
@@ -223,7 +231,7 @@ def per_data_version(fn: Callable[Concatenate[Engine, Principal, P], T]
 
     @wraps(fn)
     def call(engine: Engine, principal: Principal, *args: P.args, **kwargs: P.kwargs) -> T:
-        version = data_version(engine)
+        version = _version(engine)
         key = (engine, version, principal, tuple(args), tuple(sorted(kwargs.items())))
         with _asked(call, engine, principal, args, kwargs, version), \
                 _COMPUTING.held((call, *key)):
@@ -249,7 +257,7 @@ def replayed(fn: Callable[Concatenate[Engine, Principal, P], T]
 
     @wraps(fn)
     def call(engine: Engine, principal: Principal, *args: P.args, **kwargs: P.kwargs) -> T:
-        version = data_version(engine)
+        version = _version(engine)
         key = (call, engine, version, principal, _frozen(args), _frozen(kwargs))
         with _asked(call, engine, principal, args, kwargs, version), _COMPUTING.held(key):
             return fn(engine, principal, *args, **kwargs)

@@ -120,13 +120,13 @@ def spend_with_estimates(engine: Engine, principal: Principal, by: str | Sequenc
     grouped = grouped.reset_index()
     named = unpriced.merge(daily.loc[daily["gap"].to_numpy(dtype=bool), fine], on=fine)
     grouped["unpriced_models"] = _unpriced_models(grouped[dims], named[[*dims, _NAME]])
-    out = frame.merge(grouped, on=dims, how="left")
     if split_dim or org_split:  # groups only the split made (no billed row of their own),
         # and none for a bill it shared out entirely
         out = grouped.merge(frame.drop(columns=["cost_usd"]), on=dims, how="left")
-        out["cost_usd"] = None
         for c in TOKEN_COLUMNS:
             out[c] = out[c].fillna(0).astype("int64")
+    else:
+        out = frame.merge(grouped, on=dims, how="left")
     kinds = (out[["billed_days", "allocated_days", "estimated_days"]] > 0)
     out["basis"] = np.select(
         [kinds.sum(axis=1) > 1, kinds["allocated_days"], kinds["estimated_days"],

@@ -39,12 +39,6 @@ from ui.session import engine, money, principal
 
 eng, who = engine(), principal()
 
-
-def signed(value: float) -> str:
-    """-$303.82 / +$12.00: a difference, with its sign where a reader looks for it."""
-    return dollars(value, signed=True)
-
-
 st.title("What-if pricing")
 first, last = data_range(eng, who)
 if last is None:
@@ -119,7 +113,7 @@ def _show(scenario: PriceListScenario | MigrationScenario) -> None:
     m1, m2, m3 = st.columns(3)
     m1.metric("Baseline (list price)", money(result.baseline_usd))
     m2.metric("Under the scenario", money(result.scenario_usd))
-    m3.metric("Difference", signed(result.difference_usd),
+    m3.metric("Difference", dollars(result.difference_usd, signed=True),
               delta=f"{result.difference_usd / result.baseline_usd:+.1%}"
               if result.baseline_usd else None, delta_color="inverse")
     st.caption("Both sides are list-price estimates from usage, so they compare like with "
@@ -160,7 +154,7 @@ def _show(scenario: PriceListScenario | MigrationScenario) -> None:
                   money(b.forecast))
         f1.caption(f"80% range {money(b.low)} – {money(b.high)}")
         f2.metric("Under the scenario", money(effect.forecast),
-                  delta=signed(effect.difference_usd), delta_color="inverse")
+                  delta=dollars(effect.difference_usd, signed=True), delta_color="inverse")
         f2.caption(f"80% range {money(effect.low)} – {money(effect.high)}")
         st.caption(f"Method: the spend still to come this period (forecast − "
                    f"{money(b.actual_to_date)} spent by {b.as_of:%d %b}) is scaled by "

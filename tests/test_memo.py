@@ -76,3 +76,23 @@ def test_results_for_older_data_are_let_go(store):
     _spend_by_project(store, reader, "a")
     assert len(_spend_by_project.kept) == 2
     assert CALLS == ["a", "b", "a", "a", "a"]
+
+
+@per_data_version
+def _outer_total(engine, principal) -> int:
+    """A kept call made of another kept call."""
+    return len(_spend_by_project(engine, principal, "inner"))
+
+
+def test_a_call_and_its_parts_read_the_data_version_once(store, monkeypatch):
+    """The parts of a kept call use the version the call computes for: one small query per
+    visit, not one per part."""
+    from analytics import memo
+
+    reads: list[object] = []
+    real = memo.data_version
+    monkeypatch.setattr(memo, "data_version", lambda engine: reads.append(engine) or real(engine))
+    assert _outer_total(store, SYSTEM) == 1
+    assert len(reads) == 1 and CALLS == ["inner"]
+    assert _outer_total(store, SYSTEM) == 1  # kept: one read to know it is still current
+    assert len(reads) == 2
