@@ -15,8 +15,6 @@ import json
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
 from analytics import exports
 from analytics.access import SYSTEM
 from analytics.cli import _day
@@ -139,7 +137,7 @@ def render_table(result: Review) -> str:
 
     view, reserve = result.outlook, result.reserve
     shown = result.table()
-    shown["p_overrun"] = [None if pd.isna(p) else f"{p:.0%}" for p in shown["p_overrun"]]
+    shown["p_overrun"] = [None if p is None or p != p else f"{p:.0%}" for p in shown["p_overrun"]]
     shown["environment"] = [env if level == "environment" else "" for env, level in
                             zip(shown["environment"].fillna("(none)"), shown["level"],
                                 strict=True)]

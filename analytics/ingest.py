@@ -33,7 +33,7 @@ from typing import Any, get_type_hints
 from sqlalchemy import Connection, Engine, Row, func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from analytics import audit
+from analytics import audit, spend_daily
 from analytics.import_scope import scope_clause
 from analytics.importers import ImportFailure, NotAnExport, ParsedFile, Source, parse_sources
 from analytics.importers.base import CostRow, FastPathDeclined, text_problem
@@ -423,6 +423,7 @@ def _import_locked(engine: Engine, parsed: ParsedFile, file_hash: str,
             new, replaced = write_usage(conn, parsed, import_id)
         else:
             new, replaced = _import_costs(conn, parsed, import_id)
+        spend_daily.mark_days(conn, cov.first_day, cov.last_day)
         imports = ImportRecord.__table__
         conn.execute(imports.update().where(imports.c.id == import_id)
                      .values(rows_read=cov.rows, rows_new=new, rows_replaced=replaced,

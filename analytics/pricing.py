@@ -42,8 +42,9 @@ import numpy as np
 import pandas as pd
 
 from analytics.models import parse_model
+from analytics.store import PRICE_FILE
 
-DEFAULT_PRICE_FILE = Path(__file__).resolve().parent.parent / "data" / "prices.csv"
+DEFAULT_PRICE_FILE = PRICE_FILE
 DEFAULT_TIER = "default"
 TOKENS_PER_PRICE_UNIT = 1_000_000
 
@@ -464,18 +465,52 @@ def _price_rows(
     uncached = (
         prepared["input_tokens"] - prepared["cached_input_tokens"] - prepared["cache_write_tokens"]
     )
-    cached_rate = rates["cached_input_per_1m"].fillna(rates["input_per_1m"])
-    write_rate = rates["cache_write_per_1m"]
     per_million = (
         uncached * rates["input_per_1m"]
-        + prepared["cached_input_tokens"] * cached_rate
-        + prepared["cache_write_tokens"] * write_rate.fillna(0.0)
+        + prepared["cached_input_tokens"] * _cached_rate(rates)
+        + prepared["cache_write_tokens"] * rates["cache_write_per_1m"].fillna(0.0)
         + prepared["output_tokens"] * rates["output_per_1m"]
     )
-    multiplier = np.where(prepared["batch"], rates["batch_discount"], 1.0)
-    cost = per_million / TOKENS_PER_PRICE_UNIT * multiplier
+    cost = per_million / TOKENS_PER_PRICE_UNIT * _multiplier(prepared, rates)
     reason = _unpriced_reason(prepared, book, price_family, rates, uncached)
     return cost.where(reason == ""), reason
+
+
+def _cached_rate(rates: pd.DataFrame) -> pd.Series:
+    """Cached input is billed at the input rate where the book has no cached rate."""
+    return rates["cached_input_per_1m"].fillna(rates["input_per_1m"])
+
+
+def _multiplier(prepared: pd.DataFrame, rates: pd.DataFrame) -> np.ndarray:
+    return np.where(prepared["batch"], rates["batch_discount"], 1.0)
+
+
+def unit_rates(combos: pd.DataFrame, book: PriceBook) -> pd.DataFrame:
+    """Dollars per token for each row of ``combos`` (day, provider, model, service_tier,
+    batch): ``input_rate`` (uncached input), ``cached_rate`` and ``output_rate``, batch
+    discount included; ``priced`` False (rates NaN) where ``estimate_cost`` could not price
+    that model on that day whatever the counts.
+
+    ``estimate_cost`` is linear in the token counts of a row it can price, so a store can
+    price its usage in SQL with these rates (``spend_daily``) and get the same dollars; only
+    the checks on the counts themselves (negative, more cached than input) stay with the
+    caller.
+    """
+    n = len(combos)
+    prepared = _prepare_usage(combos.assign(input_tokens=np.zeros(n), output_tokens=np.zeros(n)))
+    family = prepared["price_family"]
+    rates = _rates_for(prepared, book, family)
+    reason = _unpriced_reason(prepared, book, family, rates, pd.Series(np.zeros(n)))
+    per_token = _multiplier(prepared, rates) / TOKENS_PER_PRICE_UNIT
+    priced = (reason == "").to_numpy()
+    out = combos.reset_index(drop=True).assign(
+        input_rate=rates["input_per_1m"].to_numpy() * per_token,
+        cached_rate=_cached_rate(rates).to_numpy() * per_token,
+        output_rate=rates["output_per_1m"].to_numpy() * per_token,
+        priced=priced)
+    for column in ("input_rate", "cached_rate", "output_rate"):
+        out.loc[~priced, column] = np.nan
+    return out
 
 
 def _rates_for(prepared: pd.DataFrame, book: PriceBook, price_family: pd.Series) -> pd.DataFrame:

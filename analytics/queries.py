@@ -15,13 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-import pyarrow as pa
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Engine,
     Integer,
     Select,
@@ -35,6 +33,9 @@ from sqlalchemy import (
 
 from analytics.access import AccessDenied, Principal
 from analytics.store import ApiKey, Cost, ImportRecord, Project, Usage
+
+if TYPE_CHECKING:  # pandas is imported where a frame is made: a CLI report needs none
+    import pandas as pd
 
 DIMENSIONS = ("project", "model", "api_key", "user", "provider", "day", "week", "month")
 TOKEN_COLUMNS = ("input_tokens", "cached_input_tokens", "output_tokens", "requests")
@@ -79,6 +80,8 @@ def visible_projects(engine: Engine, principal: Principal,
 def rows_frame(rows: Sequence[Any], columns: Sequence[str]) -> pd.DataFrame:
     """A frame from SQL result rows, passed in as plain tuples: pandas probes every SQLAlchemy
     ``Row`` for attributes, which costs five times the whole conversion on large results."""
+    import pandas as pd
+
     return pd.DataFrame([tuple(r) for r in rows], columns=list(columns))
 
 
@@ -211,20 +214,29 @@ def name_column(dim: str, dims: Sequence[str]) -> str:
 
 def _with_names(engine: Engine, frame: pd.DataFrame, dims: list[str]) -> pd.DataFrame:
     """Add display names for project and API key groups (the id where no name is known)."""
-    lookups = {"project": (Project, "project_id"), "api_key": (ApiKey, "api_key_id")}
-    named = [d for d in dims if d in lookups]
+    named = [d for d in dims if d in NAMED]
     if not named:
         return frame
     with engine.connect() as conn:
         for d in named:
-            model, col = lookups[d]
-            table = model.__table__
-            names = {r[0]: r[1] for r in conn.execute(select(table.c[col], table.c.name))
-                     if r[1]}
-            frame[name_column(d, dims)] = [
-                names.get(k) or (k if k else "(no project)" if d == "project" else "(none)")
-                for k in frame[d]]
+            names = display_names(conn, d)
+            frame[name_column(d, dims)] = [display_name(names, d, k) for k in frame[d]]
     return frame
+
+
+NAMED = {"project": (Project, "project_id"), "api_key": (ApiKey, "api_key_id")}
+
+
+def display_names(conn: Connection, dim: str) -> dict[str, str]:
+    """The names given to ``dim``'s ids (``NAMED``: project or API key), where there is one."""
+    model, column = NAMED[dim]
+    table = model.__table__
+    return {r[0]: r[1] for r in conn.execute(select(table.c[column], table.c.name)) if r[1]}
+
+
+def display_name(names: dict[str, str], dim: str, key: str) -> str:
+    """How a group is labelled: its name, else its id, else what an empty id means."""
+    return names.get(key) or (key if key else "(no project)" if dim == "project" else "(none)")
 
 
 def total_cost(engine: Engine, principal: Principal, start: date | None = None,
@@ -308,6 +320,10 @@ def _pricing_frame(rows: Sequence[tuple[Any, ...]], keys: list[str]) -> pd.DataF
     """``usage_for_pricing``'s rows as a frame, built column by column: days parsed once per
     distinct day, text through Arrow (pandas' own inference of string columns took longer
     than the query), counts as whole numbers (PostgreSQL's SUM(bigint) is numeric)."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
     names = [*keys, *TOKEN_COLUMNS]
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
     data: dict[str, Any] = {}

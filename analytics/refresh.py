@@ -25,6 +25,7 @@ import time
 
 from sqlalchemy import Engine
 
+from analytics import spend_daily
 from analytics.memo import stale_calls
 from analytics.series import data_version
 from analytics.store import is_current
@@ -84,6 +85,10 @@ def _refresh_now(engine: Engine) -> int:
     except Exception:  # the store went away: nothing to refresh
         log.warning("Background refresh skipped: the store could not be read.", exc_info=True)
         return 0
+    try:  # first the spend rollup the reports read (spend_daily): its marked days
+        spend_daily.refresh(engine)
+    except Exception:  # the next report rebuilds it, and says so if it cannot
+        log.warning("Background refresh of the spend rollup failed.", exc_info=True)
     made = 0
     for call in stale_calls(engine, version):
         if not is_current(engine) or _exiting():  # disposed meanwhile: using it would open

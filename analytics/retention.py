@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, select
 
-from analytics import audit
+from analytics import audit, spend_daily
 from analytics.access import AccessDenied, Principal
 from analytics.ingest import fact_transaction
 from analytics.series import bump_data_version
@@ -91,6 +91,7 @@ def purge_older_than(engine: Engine, principal: Principal, months: int,
         removed = _count_before(conn, first_kept)
         conn.execute(delete(Usage).where(Usage.day < first_kept))
         conn.execute(delete(Cost).where(Cost.day < first_kept))
+        spend_daily.drop_before(conn, first_kept)
         audit.record(conn, principal.username, "data.purge", f"days before {first_kept}",
                      {"usage_rows": removed.usage_rows, "cost_rows": removed.cost_rows},
                      {"months_kept": months, "first_day_kept": first_kept})
@@ -130,6 +131,7 @@ def delete_import(engine: Engine, principal: Principal, import_id: int) -> Remov
         removed = _count_of_import(conn, import_id)
         conn.execute(delete(Usage).where(Usage.import_id == import_id))
         conn.execute(delete(Cost).where(Cost.import_id == import_id))
+        spend_daily.mark_days(conn, record.first_day, record.last_day)
         conn.execute(delete(ImportRecord).where(ImportRecord.id == import_id))
         audit.record(conn, principal.username, "import.delete", f"import #{import_id}", {
             "file_name": record.file_name, "file_hash": record.file_hash,

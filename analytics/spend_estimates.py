@@ -24,14 +24,16 @@ see it, and the usage of its days is estimated instead.)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import ColumnElement, Engine, and_, func, or_, select, tuple_
 
+from analytics import spend_daily
 from analytics.access import Principal
 from analytics.attribution import attribute
 from analytics.grouping import group_sum, joined_text, period_labels
@@ -70,10 +72,37 @@ def spend_with_estimates(engine: Engine, principal: Principal, by: str | Sequenc
     ``cost_usd`` stays ``Decimal``; estimates are rounded to a nano-dollar.
     """
     dims = [by] if isinstance(by, str) else list(by)
+    if book is None:
+        kept = spend_daily.report_rows(engine, principal, dims, start, end, project, provider)
+        if kept is not None:
+            frame = pd.DataFrame(list(kept.rows), columns=list(kept.columns))
+            for c in TOKEN_COLUMNS:
+                frame[c] = frame[c].astype("int64")
+            return frame
     fine = [*dims, *(d for d in ("day", "project", "provider") if d not in dims)]
     daily = spend(engine, principal, fine, start, end, project, provider)
     frame = daily.copy() if fine == dims else _coarser(daily, dims, fine)
     org_days = org_billed_days(engine, principal, start, end, project, provider)
+    daily, named = settle(daily, org_days, dims, fine, lambda: _estimates(
+        engine, principal, fine, start, end, project, provider, book or current_book(engine)))
+    return _grouped(daily, named, frame, dims)
+
+
+Estimator = Callable[[], tuple[pd.DataFrame, pd.DataFrame]]
+
+
+def settle(daily: pd.DataFrame, org_days: set[tuple[str, str]], dims: list[str],
+           fine: list[str], estimate: Estimator) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each fine group's dollars, as a report grouped by ``dims`` counts them.
+
+    ``daily``: ``spend(fine)``'s frame; ``estimate()``: the estimates per fine group and the
+    raw names of the models left unpriced (``_estimates``), asked for only when some day
+    needs them. Returns ``daily`` with ``amount`` (Decimal: billed, allocated or estimated;
+    0 where none) and 0/1 ``billed_days``, ``allocated_days``, ``estimated_days``; and the
+    unpriced names of the groups that were gaps. The split of a bill is per project and
+    day (per day for an org-level bill), so the groups of a day settle alike whatever else
+    is in view: ``spend_daily`` keeps them per day.
+    """
     covered = pd.Series(list(zip(daily["provider"], daily["day"], strict=True)),
                         dtype=object).isin(org_days).to_numpy(dtype=bool)
     unbilled = daily["cost_usd"].isna().to_numpy(dtype=bool)
@@ -89,10 +118,9 @@ def spend_with_estimates(engine: Engine, principal: Principal, by: str | Sequenc
     # A bill that lacks a dimension asked for is shared out by estimates: the key or user
     # (cost exports give neither), or the project of a day billed at org level.
     split_dim = next((d for d in dims if d in ("api_key", "user")), None)
-    org_split = bool(covered.any()) and "project" in dims and not split_dim
+    org_split = _splits(dims, covered) and not split_dim
     if gaps.any() or (split_dim or org_split) and (unbilled & covered).any():
-        estimates, unpriced = _estimates(engine, principal, fine, start, end, project,
-                                         provider, book or current_book(engine))
+        estimates, unpriced = estimate()
         daily = daily.drop(columns=["estimate"]).merge(estimates, on=fine, how="left")
         if split_dim:
             within = [d for d in fine if d != split_dim]
@@ -111,31 +139,126 @@ def spend_with_estimates(engine: Engine, principal: Principal, by: str | Sequenc
     amounts[estimated] = [_to_decimal(e) for e in daily["estimate"].to_numpy()[estimated]]
     amounts[~billed & ~estimated] = Decimal(0)
     allocated = daily["allocated"].to_numpy(dtype=bool)
-    days = pd.DataFrame({"billed_days": (billed & ~allocated).astype(int),
-                         "allocated_days": allocated.astype(int),
-                         "estimated_days": estimated.astype(int)})
-    by_group = days.groupby([daily[d] for d in dims], sort=False)
-    grouped = by_group.sum()
-    grouped.insert(0, "amount", _decimal_sums(by_group.ngroup().to_numpy(), amounts))
-    grouped = grouped.reset_index()
+    daily = daily.assign(amount=amounts, billed_days=(billed & ~allocated).astype(int),
+                         allocated_days=allocated.astype(int),
+                         estimated_days=estimated.astype(int))
     named = unpriced.merge(daily.loc[daily["gap"].to_numpy(dtype=bool), fine], on=fine)
+    return daily, named
+
+
+_DAY_KINDS = ["billed_days", "allocated_days", "estimated_days"]
+
+
+def _splits(dims: list[str], covered: np.ndarray) -> bool:
+    """Whether bills are shared out: by key or user, or an org-level bill by project."""
+    return any(d in ("api_key", "user") for d in dims) or (
+        "project" in dims and bool(covered.any()))
+
+
+def _grouped(daily: pd.DataFrame, named: pd.DataFrame, frame: pd.DataFrame,
+             dims: list[str]) -> pd.DataFrame:
+    """The settled fine groups summed to ``dims``, with their basis and unpriced models;
+    names and token counts from ``frame`` (``spend(dims)``)."""
+    by_group = daily[_DAY_KINDS].groupby([daily[d] for d in dims], sort=False)
+    grouped = by_group.sum()
+    grouped.insert(0, "amount", _decimal_sums(by_group.ngroup().to_numpy(),
+                                              daily["amount"].to_numpy(dtype=object)))
+    grouped = grouped.reset_index()
     grouped["unpriced_models"] = _unpriced_models(grouped[dims], named[[*dims, _NAME]])
-    if split_dim or org_split:  # groups only the split made (no billed row of their own),
-        # and none for a bill it shared out entirely
+    if _splits(dims, daily["covered"].to_numpy(dtype=bool)):  # groups only the split made
+        # (no billed row of their own), and none for a bill it shared out entirely
         out = grouped.merge(frame.drop(columns=["cost_usd"]), on=dims, how="left")
         for c in TOKEN_COLUMNS:
             out[c] = out[c].fillna(0).astype("int64")
     else:
         out = frame.merge(grouped, on=dims, how="left")
-    kinds = (out[["billed_days", "allocated_days", "estimated_days"]] > 0)
-    out["basis"] = np.select(
-        [kinds.sum(axis=1) > 1, kinds["allocated_days"], kinds["estimated_days"],
-         kinds["billed_days"]],
-        ["mixed", "allocated", "estimated", "billed"], "unpriced")
+    out["basis"] = [spend_daily.basis(*kinds) for kinds in zip(
+        *(out[k].to_numpy() for k in _DAY_KINDS), strict=True)]
     out["cost_usd"] = np.where(out["basis"] != "unpriced", out["amount"].to_numpy(dtype=object),
                                None)
     out = out.sort_values(dims, kind="stable", ignore_index=True)  # as spend() orders them
-    return out.drop(columns=["amount", "billed_days", "allocated_days", "estimated_days"])
+    return out.drop(columns=["amount", *_DAY_KINDS])
+
+
+def settled_rows(dim: str, raw: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    """``spend_daily`` rows of ``dim`` (tuples in ``spend_daily.ROLLUP_COLUMNS`` order) from
+    its raw rows (``spend_daily.RAW_COLUMNS``): each
+    day settled by ``settle`` as a report over the whole store settles it. A report by
+    project is settled as one by day (no org-level bill shared by project): the rollup's
+    reader sends a report that would share one back to ``spend_with_estimates``."""
+    if not raw:
+        return []
+    frame = pd.DataFrame([tuple(r) for r in raw], columns=spend_daily.RAW_COLUMNS)
+    if dim == "project":  # given the model level's rows: summed here, not read again
+        frame = _project_level(frame)
+    key = "day" if dim == "project" else dim
+    fine = [*([] if dim == "project" else [dim]), "day", "project", "provider"]
+    frame = frame.rename(columns={"project_id": "project", "value": key if key != "day"
+                                  else "value"})
+    frame["day"] = [d.isoformat() if isinstance(d, date) else str(d) for d in frame["day"]]
+    is_usage = frame["usage"].to_numpy(dtype=bool)
+    usage, cost = frame[is_usage], frame[~is_usage]
+    daily = usage[[*fine, *TOKEN_COLUMNS]].merge(
+        cost[[*fine, "billed"]].rename(columns={"billed": "cost_usd"}), on=fine, how="outer")
+    for c in TOKEN_COLUMNS:
+        daily[c] = daily[c].fillna(0).astype("int64")
+    daily["cost_usd"] = daily["cost_usd"].astype(object).where(daily["cost_usd"].notna(), None)
+    org = cost[cost["org_billed"].to_numpy() > 0]
+    org_days = set(zip(org["provider"], org["day"], strict=True))
+
+    def estimate() -> tuple[pd.DataFrame, pd.DataFrame]:
+        priced = usage[usage["estimate"].notna()]
+        names = usage.loc[usage["unpriced"].notna(), [*fine, "unpriced"]]
+        names = names.assign(unpriced=names["unpriced"].str.split(",")).explode("unpriced")
+        return (priced[[*fine, "estimate"]],
+                names.rename(columns={"unpriced": _NAME}).drop_duplicates())
+
+    settled, named = settle(daily, org_days, ["day" if dim == "project" else dim], fine,
+                            estimate)
+    lists = (joined_text(named, fine, _NAME, ",").rename("unpriced") if len(named)
+             else pd.Series(dtype=object, name="unpriced"))
+    settled = settled.merge(lists.reset_index() if len(named) else
+                            pd.DataFrame(columns=[*fine, "unpriced"]), on=fine, how="left")
+    days = {text: date.fromisoformat(text) for text in settled["day"].unique()}
+    n = len(settled)
+    unpriced = settled["unpriced"].to_numpy(dtype=object)
+    columns = {
+        "dim": [dim] * n, "day": [days[d] for d in settled["day"].to_numpy(dtype=object)],
+        "provider": settled["provider"], "project_id": settled["project"],
+        "value": settled[dim] if dim != "project" else [""] * n, "amount": settled["amount"],
+        "billed": settled["billed_days"], "allocated": settled["allocated_days"],
+        "estimated": settled["estimated_days"],
+        "org_billed": settled["covered"].to_numpy(dtype=bool).astype(int),
+        **{c: settled[c] for c in TOKEN_COLUMNS},
+        "unpriced": np.where([isinstance(u, str) for u in unpriced], unpriced, ""),
+    }
+    assert list(columns) == spend_daily.ROLLUP_COLUMNS
+    return list(zip(*(_python_values(v) for v in columns.values()), strict=True))
+
+
+def _project_level(frame: pd.DataFrame) -> pd.DataFrame:
+    """Raw model-level rows summed per day, provider and project (each side, usage and
+    cost, kept apart): billed cost exactly, estimates NaN where none was priced."""
+    keys = ["usage", "day", "provider", "project_id"]
+    grouped = frame.groupby(keys, sort=False)
+    out = grouped[list(TOKEN_COLUMNS)].sum()
+    out["org_billed"] = grouped["org_billed"].max()
+    out["estimate"] = grouped["estimate"].sum(min_count=1)
+    named = frame[frame["unpriced"].notna()]
+    out["unpriced"] = named.groupby(keys, sort=False)["unpriced"].agg(",".join)
+    billed = frame["billed"].notna().to_numpy()
+    codes = grouped.ngroup().to_numpy()
+    sums = np.full(len(out), None, dtype=object)
+    sums[np.unique(codes[billed])] = _decimal_sums(codes[billed],
+                                                   frame["billed"].to_numpy(dtype=object)[billed])
+    out["billed"] = sums
+    return out.reset_index().assign(value="")[spend_daily.RAW_COLUMNS]
+
+
+def _python_values(values: Any) -> list[Any]:
+    """A column as plain Python values (ints, not numpy's), for the driver."""
+    array = values.to_numpy(dtype=object) if hasattr(values, "to_numpy") else values
+    return [v.item() if hasattr(v, "item") else v for v in array]
 
 
 def _coarser(daily: pd.DataFrame, dims: list[str], fine: list[str]) -> pd.DataFrame:

@@ -40,6 +40,9 @@ from sqlalchemy.types import TypeDecorator
 
 DEFAULT_DB_URL = "sqlite:///data/burnrate.db"
 ROOT = Path(__file__).resolve().parent.parent
+# The seeded price list (``pricing.load_price_book``); here so that a check of which prices
+# are in effect need not import the pricing code (``spend_daily.price_version``).
+PRICE_FILE = ROOT / "data" / "prices.csv"
 
 # SQLite has no exact decimal type: money is kept there as an integer count of nano-dollars,
 # which sums exactly in SQL (up to $9.2 billion) and is exact to 1e-9 $ per row.
@@ -194,6 +197,41 @@ class Cost(Base):
         UniqueConstraint(*COST_KEY, name="uq_cost_natural"),
         Index("ix_cost_day_project", "day", "project_id"),
     )
+
+
+class SpendDaily(Base):
+    """Spend per day, provider, project and one more dimension (``dim``: project with an
+    empty ``value``, model, api_key or user), settled as a spend report settles it: billed
+    cost where there is some, the day's bill shared out where the export lacks the dimension,
+    list-price estimates in the gaps. A report sums these rows in SQL instead of pricing a
+    million usage rows. Derived data, rebuilt by ``spend_daily.refresh`` for the days marked
+    in ``spend_daily_dirty``, and wholly when the prices change (migration 0006)."""
+
+    __tablename__ = "spend_daily"
+    dim: Mapped[str] = mapped_column(String(16), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128), primary_key=True)
+    amount: Mapped[Decimal] = mapped_column(Money)  # USD: billed, allocated or estimated
+    billed: Mapped[int] = mapped_column(Integer)  # 1: the amount is billed cost
+    allocated: Mapped[int] = mapped_column(Integer)  # 1: a share of a bill without this dim
+    estimated: Mapped[int] = mapped_column(Integer)  # 1: usage at list prices (no bill)
+    org_billed: Mapped[int] = mapped_column(Integer)  # 1: an org-level bill covers the day
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    cached_input_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    unpriced: Mapped[str] = mapped_column(Text)  # models left unpriced in a gap, comma list
+
+
+class SpendDailyDirty(Base):
+    """Days whose ``spend_daily`` rows are stale: written in the transaction that changes
+    the day's usage or cost, removed by the refresh that rebuilds them."""
+
+    __tablename__ = "spend_daily_dirty"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    day: Mapped[date] = mapped_column(Date)
 
 
 class User(Base):

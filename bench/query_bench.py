@@ -9,8 +9,10 @@ grouped by day, project and line item, priced from the same usage at list price)
 ``analytics.ingest.import_sources`` as a user would load them.
 
 Each path runs once to warm up, then three times; the median is reported. Forecasts are timed
-with their cache cleared each run (the pages and CLI would otherwise hit it). The CLI report is
-a subprocess, interpreter start-up included, as a person or cron would see it.
+with their cache cleared each run (the pages and CLI would otherwise hit it). Each CLI report
+(``report spend --by`` every dimension over all time and by project over the last 30 days of
+data; ``report reconcile`` with its defaults and over those 30 days) is a subprocess with its
+output to a pipe, interpreter start-up included, as a person or cron would see it.
 
 Targets: every CLI report under 0.5 s; forecasts for 50 projects under 5 s in total.
 """
@@ -25,7 +27,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +193,20 @@ def median_seconds(fn: Callable[[], Any], repeats: int = REPEATS,
     return statistics.median(times), len(times)
 
 
+def cli_report(url: str, *args: str) -> Callable[[], None]:
+    """A call running ``python -m analytics report <args> --db <url>`` in a new process, its
+    output to a pipe; it raises with the command's stderr if the report fails."""
+    cmd = [sys.executable, "-m", "analytics", "report", *args, "--db", url]
+
+    def run() -> None:
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"`report {' '.join(args)}` failed (exit {done.returncode}):\n"
+                               f"{done.stderr[-2000:]}")
+
+    return run
+
+
 def _paths(engine: Engine, url: str) -> list[tuple[str, Callable[[], Any], float | None,
                                                    Callable[[], None] | None, str]]:
     """(label, call, target, before, note) for every read path."""
@@ -247,15 +263,20 @@ def _paths(engine: Engine, url: str) -> list[tuple[str, Callable[[], Any], float
     found.append((f"forecast_scopes x{len(ids)} projects", all_projects,
                   TARGET_FORECASTS_S * len(ids) / FORECAST_PROJECTS, forecasting.clear_cache,
                   note))
-    cli = [sys.executable, "-m", "analytics", "report", "spend", "--by", "project", "--db", url]
-
-    def run_cli() -> None:
-        done = subprocess.run(cli, cwd=ROOT, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"the CLI report failed:\n{done.stderr[-2000:]}")
-
-    found.append(("CLI report spend --by project", run_cli, TARGET_CLI_S, None,
-                  "subprocess, interpreter start included"))
+    with engine.connect() as conn:  # the CLI's last 30 days: of usage, as a user would pick
+        top = conn.execute(text("SELECT MAX(day) FROM usage")).scalar_one()
+    assert top is not None, "the bench store has no usage"
+    end = date.fromisoformat(str(top)[:10])  # a string on SQLite, a date on PostgreSQL
+    start = end - timedelta(days=29)
+    span = ("--start", start.isoformat(), "--end", end.isoformat())
+    note = "subprocess, interpreter start included"
+    reports = [*((("spend", "--by", dim), False) for dim in queries.DIMENSIONS),
+               (("spend", "--by", "project"), True), (("reconcile",), False),
+               (("reconcile",), True)]
+    for args, dated in reports:
+        found.append((" ".join(["CLI report", *args, *(("--start S --end E",) if dated else ())]),
+                      cli_report(url, *args, *(span if dated else ())), TARGET_CLI_S, None,
+                      f"S..E = {start}..{end}, last 30 d; {note}" if dated else note))
     return found
 
 
@@ -270,7 +291,7 @@ def bench_store(backend: str, rows: int, url: str) -> list[Timing]:
             if runs == 1:
                 note = "; ".join(n for n in (note, "1 cold run (over 10 s)") if n)
             t = Timing(backend, rows, label, seconds, target, note)
-            print(f"  {backend:10} {rows:>9,} {label:42} {t.seconds:8.3f} s  {t.verdict}",
+            print(f"  {backend:10} {rows:>9,} {label:47} {t.seconds:8.3f} s  {t.verdict}",
                   flush=True)
             results.append(t)
     finally:

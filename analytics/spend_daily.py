@@ -1,0 +1,359 @@
+"""The daily spend rollup (``spend_daily``): what a spend report needs, priced, per day.
+
+A spend report over all time used to read every usage row and price it in pandas: over a
+second for a million rows, ten for a report by API key. The rollup keeps, per day, provider,
+project and one more dimension (``ROLLUP_DIMS``: none, model, API key or user), the billed
+cost, the token counts, the usage priced at list prices and the raw names of the models that
+could not be priced; a report groups those rows in SQL instead (``read``).
+
+It is derived data, and it must never be stale when read:
+
+- every transaction that changes a day's usage or cost marks the day (``mark_days``), so the
+  mark commits with the change or not at all;
+- ``refresh`` rebuilds the marked days, and everything when the prices changed since the last
+  build (``price_version``: the price file and the Owner's stored prices). Readers call it
+  first; it costs two small queries when nothing changed, and never imports pandas then, so
+  a CLI report stays quick (issue #9). The app calls it in the background after an import.
+
+Pricing is the price book's own: ``pricing.unit_rates`` gives per-token rates for each
+(day, provider, model, tier, batch) in the data and SQL multiplies, which ``estimate_cost``
+would do row by row (it is linear in the counts); rows with odd counts (negative, more
+cached than input) stay unpriced, as there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Date,
+    Engine,
+    Float,
+    MetaData,
+    String,
+    Table,
+    and_,
+    case,
+    cast,
+    delete,
+    distinct,
+    func,
+    insert,
+    literal,
+    not_,
+    null,
+    select,
+    union_all,
+)
+from sqlalchemy.sql import ColumnElement
+
+from analytics.access import Principal
+from analytics.exports import Rows
+from analytics.store import (
+    PRICE_FILE,
+    Cost,
+    Money,
+    PriceRow,
+    Setting,
+    SpendDaily,
+    SpendDailyDirty,
+    Usage,
+)
+
+# Rollup dimension -> the usage/cost column holding its value (None: project level only).
+ROLLUP_DIMS: dict[str, str | None] = {
+    "project": None, "model": "model", "api_key": "api_key_id", "user": "user_id"}
+PRICES_KEY = "spend_daily_prices"  # settings: the price_version the rollup was built with
+TOKEN_COLUMNS = ("input_tokens", "cached_input_tokens", "output_tokens", "requests")
+
+_rates = Table(
+    "spend_daily_rates", MetaData(),
+    Column("day", Date), Column("provider", String(32)), Column("model", String(128)),
+    Column("service_tier", String(32)), Column("batch", Boolean),
+    Column("input_rate", Float), Column("cached_rate", Float), Column("output_rate", Float),
+    prefixes=["TEMPORARY"])
+
+
+def rollup_dim(dims: Sequence[str]) -> str | None:
+    """The rollup dimension whose rows can answer a report grouped by ``dims``: the one
+    non-time dimension besides project and provider, else ``project``; None when ``dims``
+    needs two of model, API key and user at once (the caller reads usage instead)."""
+    extra = [d for d in dims if d in ("model", "api_key", "user")]
+    if len(extra) > 1:
+        return None
+    return extra[0] if extra else "project"
+
+
+def mark_days(conn: Connection, first: date | None, last: date | None) -> None:
+    """Mark ``first``..``last`` stale, inside the transaction that changes their facts."""
+    if first is None or last is None:
+        return
+    days = [{"day": first + timedelta(n)} for n in range((last - first).days + 1)]
+    conn.execute(insert(SpendDailyDirty.__table__), days)
+
+
+def drop_before(conn: Connection, first_kept: date) -> None:
+    """Forget the days a purge removed, in its transaction."""
+    conn.execute(delete(SpendDaily.__table__).where(SpendDaily.day < first_kept))
+
+
+def price_version(conn: Connection) -> str:
+    """Which prices are in effect, cheaply: the price file's bytes and the stored prices'
+    count and newest id (stored prices are never edited, only added)."""
+    count, newest = conn.execute(select(func.count(), func.max(PriceRow.id))).one()
+    digest = hashlib.sha1(PRICE_FILE.read_bytes() if PRICE_FILE.exists() else b"")
+    return f"{digest.hexdigest()[:16]}-{count}-{newest or 0}"
+
+
+def is_current(conn: Connection) -> bool:
+    """True when no day is marked and the rollup was built with the prices in effect."""
+    built = conn.execute(select(Setting.value).where(Setting.key == PRICES_KEY)).scalar()
+    if built != price_version(conn):
+        return False
+    return conn.execute(select(SpendDailyDirty.id).limit(1)).first() is None
+
+
+def refresh(engine: Engine) -> bool:
+    """Bring the rollup up to date; True when something was rebuilt.
+
+    Runs under the store's write lock (as imports do), so it never interleaves with an
+    import or with another refresh: marks committed after it read them stay for the next.
+    """
+    with engine.connect() as conn:
+        if is_current(conn):
+            return False
+    from analytics.ingest import fact_transaction  # pandas: only when there is work
+
+    with fact_transaction(engine) as conn:
+        if is_current(conn):  # another process did it while this one waited
+            return False
+        version = price_version(conn)
+        built = conn.execute(select(Setting.value).where(Setting.key == PRICES_KEY)).scalar()
+        marked = conn.execute(delete(SpendDailyDirty.__table__)
+                              .returning(SpendDailyDirty.day)).scalars().all()
+        _rebuild(conn, None if built != version else sorted(set(marked)))
+        conn.execute(delete(Setting.__table__).where(Setting.key == PRICES_KEY))
+        conn.execute(insert(Setting.__table__).values(key=PRICES_KEY, value=version))
+    return True
+
+
+def _rebuild(conn: Connection, days: list[date] | None) -> None:
+    """Replace the rollup rows of ``days`` (all of them when None) from usage and cost."""
+    rollup = SpendDaily.__table__
+    for chunk in _chunks(days):
+        conn.execute(delete(rollup).where(*_on_days(rollup, chunk)))
+        _fill_rates(conn, chunk)
+        try:
+            raw = {dim: conn.execute(_raw(dim, chunk, conn.dialect.name)).all()
+                   for dim in ("model", "api_key", "user")}
+            raw["project"] = raw["model"]  # summed by settled_rows
+        finally:
+            _rates.drop(conn)
+        from analytics.spend_estimates import settled_rows  # pandas
+
+        for dim, rows in raw.items():
+            _write(conn, settled_rows(dim, rows))
+
+
+ROLLUP_COLUMNS = ["dim", "day", "provider", "project_id", "value", "amount", "billed",
+                  "allocated", "estimated", "org_billed", *TOKEN_COLUMNS, "unpriced"]
+
+
+def _write(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert rollup rows through the driver: SQLAlchemy's per-row parameter handling cost
+    more than the insert itself. Money is bound as the store keeps it (``Money``)."""
+    if not rows:
+        return
+    money = Money()
+    at = ROLLUP_COLUMNS.index("amount")
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    bound = [(*r[:at], money.process_bind_param(r[at], conn.dialect), *r[at + 1:])
+             for r in rows]
+    conn.exec_driver_sql(f"INSERT INTO spend_daily ({', '.join(ROLLUP_COLUMNS)}) VALUES "
+                         f"({', '.join([mark] * len(ROLLUP_COLUMNS))})", bound)
+
+
+RAW_COLUMNS = ["usage", "day", "provider", "project_id", "value", "billed", "org_billed",
+               *TOKEN_COLUMNS, "estimate", "unpriced"]
+
+
+def _chunks(days: list[date] | None, size: int = 400) -> Iterator[list[date] | None]:
+    """The days in lists short enough for an ``IN (...)``; one None for all of them."""
+    if days is None:
+        yield None
+        return
+    for i in range(0, len(days), size):
+        yield days[i:i + size]
+
+
+def _on_days(table: Any, days: list[date] | None) -> list[ColumnElement[bool]]:
+    return [] if days is None else [table.c.day.in_(days)]
+
+
+def _fill_rates(conn: Connection, days: list[date] | None) -> None:
+    """The temporary table of per-token rates for every priced combination in ``days``."""
+    from analytics.price_store import current_book
+    from analytics.pricing import unit_rates
+    from analytics.queries import rows_frame
+
+    usage = Usage.__table__
+    keys = ["day", "provider", "model", "service_tier", "batch"]
+    combos = rows_frame(conn.execute(select(*(usage.c[k] for k in keys)).distinct()
+                                     .where(*_on_days(usage, days))).all(), keys)
+    _rates.drop(conn, checkfirst=True)
+    _rates.create(conn)
+    if combos.empty:
+        return
+    rates = unit_rates(combos, current_book(conn.engine))
+    rates = rates[rates["priced"]].drop(columns=["priced"])
+    conn.execute(insert(_rates), rates.to_dict("records"))
+
+
+def _names(column: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
+    """Comma list of the distinct non-NULL values; the reader splits and sorts them."""
+    if dialect == "postgresql":
+        return func.string_agg(distinct(column), literal(","))
+    return func.group_concat(distinct(column))
+
+
+def _raw(dim: str, days: list[date] | None, dialect: str) -> Any:
+    """``RAW_COLUMNS`` per day, provider, project and ``dim``: usage priced and summed
+    (``usage`` 1), and the effective USD cost summed (``usage`` 0), at most one row of each
+    per group; ``spend_estimates.settled_rows`` settles them."""
+    usage, cost = Usage.__table__, Cost.__table__
+    column = ROLLUP_DIMS[dim]
+    rates = _rates
+    joined = usage.outerjoin(rates, and_(
+        rates.c.day == usage.c.day, rates.c.provider == usage.c.provider,
+        rates.c.model == usage.c.model, rates.c.service_tier == usage.c.service_tier,
+        rates.c.batch == usage.c.batch))
+    priced = and_(rates.c.input_rate.is_not(None), usage.c.input_tokens >= 0,
+                  usage.c.cached_input_tokens >= 0, usage.c.output_tokens >= 0,
+                  usage.c.cached_input_tokens <= usage.c.input_tokens)
+    estimate = ((usage.c.input_tokens - usage.c.cached_input_tokens) * rates.c.input_rate
+                + usage.c.cached_input_tokens * rates.c.cached_rate
+                + usage.c.output_tokens * rates.c.output_rate)
+    u_keys = [usage.c.day, usage.c.provider, usage.c.project_id,
+              *([usage.c[column]] if column else [])]
+    from_usage = (
+        select(literal(1).label("usage"), *u_keys[:3],
+               (u_keys[3] if column else literal("")).label("value"),
+               cast(null(), Money).label("billed"),
+               literal(0).label("org_billed"),
+               *(func.sum(usage.c[c]).label(c) for c in TOKEN_COLUMNS),
+               func.sum(case((priced, estimate))).label("estimate"),
+               _names(case((not_(priced), usage.c.model)), dialect).label("unpriced"))
+        .select_from(joined).where(*_on_days(usage, days)).group_by(*u_keys))
+    from analytics.queries import effective_cost_condition
+
+    c_keys = [cost.c.day, cost.c.provider, cost.c.project_id,
+              *([cost.c[column]] if column else [])]
+    from_cost = (
+        select(literal(0), *c_keys[:3], c_keys[3] if column else literal(""),
+               func.sum(cost.c.amount),
+               func.max(case((cost.c.org_level, 1), else_=0)),
+               *(literal(0) for _ in TOKEN_COLUMNS), cast(null(), Float),
+               cast(null(), String))
+        .where(effective_cost_condition(cost), cost.c.currency == "USD",
+               *_on_days(cost, days))
+        .group_by(*c_keys))
+    return union_all(from_usage, from_cost)
+
+
+# --- reading --------------------------------------------------------------------------------
+
+REPORT_TAIL = ["unpriced_models", "basis"]  # after spend()'s columns, as spend_with_estimates
+
+
+def report_rows(engine: Engine, principal: Principal, dims: Sequence[str],
+                start: date | None = None, end: date | None = None,
+                project: str | Sequence[str] | None = None,
+                provider: str | None = None) -> Rows | None:
+    """``spend_with_estimates``' table from the rollup, without pandas; None when the rollup
+    cannot answer (two of model, key and user at once; or an org-level bill that would be
+    shared by project, or that a project filter leaves out of view, in range).
+
+    Columns: the dimensions, ``cost_usd``, the token counts, the display name columns,
+    ``unpriced_models`` and ``basis``; rows in the order of the dimensions."""
+    from analytics.queries import (
+        NAMED,
+        _dimension,
+        _filters,
+        _key_text,
+        display_name,
+        display_names,
+        name_column,
+        visible_projects,
+    )
+
+    dims = list(dims)
+    dim = rollup_dim(dims)
+    if dim is None:
+        return None
+    projects = visible_projects(engine, principal, project)
+    refresh(engine)
+    rollup = SpendDaily.__table__
+    conds = [rollup.c.dim == dim, *_filters(rollup, start, end, projects, provider)]
+    dialect = engine.dialect.name
+    keys = [_report_key(rollup, d, dialect, _dimension) for d in dims]
+    query = (select(*keys, func.sum(rollup.c.amount), func.sum(rollup.c.billed),
+                    func.sum(rollup.c.allocated), func.sum(rollup.c.estimated),
+                    *(func.sum(rollup.c[c]) for c in TOKEN_COLUMNS),
+                    _names(func.nullif(rollup.c.unpriced, ""), dialect))
+             .where(*conds).group_by(*keys))
+    with engine.connect() as conn:
+        if _org_bill_in_the_way(conn, dims, dim, projects, _filters(rollup, start, end, None,
+                                                                    provider)):
+            return None
+        found = conn.execute(query).all()
+        names = {d: display_names(conn, d) for d in dims if d in NAMED}
+    out = []
+    for row in sorted(found, key=lambda r: tuple(_key_text(v) for v in r[:len(dims)])):
+        group = [_key_text(v) for v in row[:len(dims)]]
+        amount, billed, allocated, estimated = row[len(dims):len(dims) + 4]
+        tokens = [int(v or 0) for v in row[len(dims) + 4:len(dims) + 8]]
+        kind = basis(billed, allocated, estimated)
+        unpriced = ",".join(sorted({n for n in (row[-1] or "").split(",") if n}))
+        labels = [display_name(names[d], d, g) for d, g in zip(dims, group, strict=True)
+                  if d in names]
+        out.append((*group, None if kind == "unpriced" else amount, *tokens, *labels, unpriced,
+                    kind))
+    columns = [*dims, "cost_usd", *TOKEN_COLUMNS, *(name_column(d, dims) for d in dims
+                                                    if d in NAMED), *REPORT_TAIL]
+    return Rows(columns, out)
+
+
+def _report_key(rollup: Any, dim: str, dialect: str, dimension: Any) -> ColumnElement[Any]:
+    if dim == "project":
+        return rollup.c.project_id
+    if dim in ("model", "api_key", "user"):
+        return rollup.c.value
+    if dim in ("provider", "day"):
+        return rollup.c[dim]
+    return dimension(rollup, dim, dialect)  # week, month: from the day
+
+
+def _org_bill_in_the_way(conn: Connection, dims: list[str], dim: str,
+                         projects: list[str] | None, in_range: list[ColumnElement[bool]]) -> bool:
+    """An org-level bill in range that this report would settle otherwise than the rollup
+    did (by day): shared by project, or out of view behind a project filter."""
+    if projects is None and not ("project" in dims and dim in ("project", "model")):
+        return False
+    rollup = SpendDaily.__table__
+    found = conn.execute(select(rollup.c.day).where(
+        rollup.c.dim == "project", rollup.c.org_billed == 1, *in_range).limit(1)).first()
+    return found is not None
+
+
+def basis(billed: int, allocated: int, estimated: int) -> str:
+    """A group's basis from how many of its days were billed, allocated and estimated:
+    ``mixed`` when more than one kind, ``unpriced`` when none (usage no price applies to)."""
+    kinds = [k for k, n in (("billed", billed), ("allocated", allocated),
+                            ("estimated", estimated)) if n]
+    return "mixed" if len(kinds) > 1 else kinds[0] if kinds else "unpriced"
