@@ -136,7 +136,7 @@ def _numeric(values: Sequence[Any]) -> bool:
     """A column of numbers (missing cells aside, at least one number; flags are not)."""
     present = [v for v in values if not _missing(v)]
     return bool(present) and all(isinstance(v, Number) and not isinstance(v, bool)
-                                 and type(v).__name__ != "bool_" for v in present)
+                                 for v in present)
 
 
 def dollars(value: object, signed: bool = False) -> str:

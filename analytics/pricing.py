@@ -44,7 +44,6 @@ import pandas as pd
 from analytics.models import parse_model
 from analytics.store import PRICE_FILE
 
-DEFAULT_PRICE_FILE = PRICE_FILE
 DEFAULT_TIER = "default"
 TOKENS_PER_PRICE_UNIT = 1_000_000
 
@@ -224,7 +223,7 @@ def load_price_book(
     :meth:`PriceBook.with_rows`. Problems raise :class:`PriceBookError` naming the file and
     line, e.g. ``prices.csv line 4: input_per_1m 'abc' is not a number.``
     """
-    source = DEFAULT_PRICE_FILE if path is None else path
+    source = PRICE_FILE if path is None else path
     name = Path(source).name if isinstance(source, str | Path) else getattr(source, "name", "")
     name = Path(str(name)).name or "price file"
     try:

@@ -61,6 +61,7 @@ from analytics.access import Principal
 from analytics.exports import Rows
 from analytics.queries import (
     NAMED,
+    TOKEN_COLUMNS,
     _dimension,
     _filters,
     _key_text,
@@ -68,6 +69,7 @@ from analytics.queries import (
     display_names,
     effective_cost_condition,
     name_column,
+    rows_frame,
     visible_projects,
 )
 from analytics.store import (
@@ -85,7 +87,6 @@ from analytics.store import (
 ROLLUP_DIMS: dict[str, str | None] = {
     "project": None, "model": "model", "api_key": "api_key_id", "user": "user_id"}
 PRICES_KEY = "spend_daily_prices"  # settings: the price_version the rollup was built with
-TOKEN_COLUMNS = ("input_tokens", "cached_input_tokens", "output_tokens", "requests")
 
 _rates = Table(
     "spend_daily_rates", MetaData(),
@@ -99,7 +100,7 @@ def rollup_dim(dims: Sequence[str]) -> str | None:
     """The rollup dimension whose rows can answer a report grouped by ``dims``: the one
     non-time dimension besides project and provider, else ``project``; None when ``dims``
     needs two of model, API key and user at once (the caller reads usage instead)."""
-    extra = [d for d in dims if d in ("model", "api_key", "user")]
+    extra = [d for d in dims if ROLLUP_DIMS.get(d)]
     if len(extra) > 1:
         return None
     return extra[0] if extra else "project"
@@ -126,12 +127,16 @@ def price_version(conn: Connection) -> str:
     return f"{digest.hexdigest()[:16]}-{count}-{newest or 0}"
 
 
-def is_current(conn: Connection) -> bool:
-    """True when no day is marked and the rollup was built with the prices in effect."""
+def _stale(conn: Connection) -> tuple[str, bool] | None:
+    """None when the rollup is current; else the prices in effect and whether they changed
+    since the last build (everything is rebuilt then, else only the marked days)."""
     built = conn.execute(select(Setting.value).where(Setting.key == PRICES_KEY)).scalar()
-    if built != price_version(conn):
-        return False
-    return conn.execute(select(SpendDailyDirty.id).limit(1)).first() is None
+    version = price_version(conn)
+    if built != version:
+        return version, True
+    if conn.execute(select(SpendDailyDirty.id).limit(1)).first() is None:
+        return None
+    return version, False
 
 
 def refresh(engine: Engine) -> bool:
@@ -141,18 +146,18 @@ def refresh(engine: Engine) -> bool:
     import or with another refresh: marks committed after it read them stay for the next.
     """
     with engine.connect() as conn:
-        if is_current(conn):
+        if _stale(conn) is None:
             return False
     from analytics.ingest import fact_transaction  # pandas: only when there is work
 
     with fact_transaction(engine) as conn:
-        if is_current(conn):  # another process did it while this one waited
+        stale = _stale(conn)
+        if stale is None:  # another process did it while this one waited
             return False
-        version = price_version(conn)
-        built = conn.execute(select(Setting.value).where(Setting.key == PRICES_KEY)).scalar()
+        version, prices_changed = stale
         marked = conn.execute(delete(SpendDailyDirty.__table__)
                               .returning(SpendDailyDirty.day)).scalars().all()
-        _rebuild(conn, None if built != version else sorted(set(marked)))
+        _rebuild(conn, None if prices_changed else sorted(set(marked)))
         conn.execute(delete(Setting.__table__).where(Setting.key == PRICES_KEY))
         conn.execute(insert(Setting.__table__).values(key=PRICES_KEY, value=version))
     return True
@@ -160,6 +165,8 @@ def refresh(engine: Engine) -> bool:
 
 def _rebuild(conn: Connection, days: list[date] | None) -> None:
     """Replace the rollup rows of ``days`` (all of them when None) from usage and cost."""
+    from analytics.spend_estimates import settled_rows  # pandas
+
     rollup = SpendDaily.__table__
     for chunk in _chunks(days):
         conn.execute(delete(rollup).where(*_on_days(rollup, chunk)))
@@ -170,8 +177,6 @@ def _rebuild(conn: Connection, days: list[date] | None) -> None:
             raw["project"] = raw["model"]  # summed by settled_rows
         finally:
             _rates.drop(conn)
-        from analytics.spend_estimates import settled_rows  # pandas
-
         for dim, rows in raw.items():
             _write(conn, settled_rows(dim, rows))
 
@@ -215,7 +220,6 @@ def _fill_rates(conn: Connection, days: list[date] | None) -> None:
     """The temporary table of per-token rates for every priced combination in ``days``."""
     from analytics.price_store import current_book
     from analytics.pricing import unit_rates
-    from analytics.queries import rows_frame
 
     usage = Usage.__table__
     keys = ["day", "provider", "model", "service_tier", "batch"]
@@ -243,7 +247,7 @@ def _raw(dim: str, days: list[date] | None, dialect: str) -> Any:
     per group; ``spend_estimates.settled_rows`` settles them."""
     usage, cost = Usage.__table__, Cost.__table__
     column = ROLLUP_DIMS[dim]
-    rates = _rates
+    rates = _rates  # a shorter name for the many references below
     joined = usage.outerjoin(rates, and_(
         rates.c.day == usage.c.day, rates.c.provider == usage.c.provider,
         rates.c.model == usage.c.model, rates.c.service_tier == usage.c.service_tier,

@@ -182,19 +182,18 @@ def _grouped(daily: pd.DataFrame, named: pd.DataFrame, frame: pd.DataFrame,
 
 def settled_rows(dim: str, raw: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
     """``spend_daily`` rows of ``dim`` (tuples in ``spend_daily.ROLLUP_COLUMNS`` order) from
-    its raw rows (``spend_daily.RAW_COLUMNS``): each
-    day settled by ``settle`` as a report over the whole store settles it. A report by
-    project is settled as one by day (no org-level bill shared by project): the rollup's
-    reader sends a report that would share one back to ``spend_with_estimates``."""
+    its raw rows (``spend_daily.RAW_COLUMNS``): each day settled by ``settle`` as a report
+    over the whole store settles it. Project rows are settled as a report by day settles
+    them (no org-level bill shared by project): the rollup's reader sends a report that
+    would share one back to ``spend_with_estimates``."""
     if not raw:
         return []
     frame = pd.DataFrame([tuple(r) for r in raw], columns=spend_daily.RAW_COLUMNS)
     if dim == "project":  # given the model level's rows: summed here, not read again
-        frame = _project_level(frame)
-    key = "day" if dim == "project" else dim
-    fine = [*([] if dim == "project" else [dim]), "day", "project", "provider"]
-    frame = frame.rename(columns={"project_id": "project", "value": key if key != "day"
-                                  else "value"})
+        frame = _project_level(frame).drop(columns=["value"])
+    group = [] if dim == "project" else [dim]
+    fine = [*group, "day", "project", "provider"]
+    frame = frame.rename(columns={"project_id": "project", "value": dim})
     frame["day"] = [d.isoformat() if isinstance(d, date) else str(d) for d in frame["day"]]
     is_usage = frame["usage"].to_numpy(dtype=bool)
     usage, cost = frame[is_usage], frame[~is_usage]
@@ -213,27 +212,25 @@ def settled_rows(dim: str, raw: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]
         return (priced[[*fine, "estimate"]],
                 names.rename(columns={"unpriced": _NAME}).drop_duplicates())
 
-    settled, named = settle(daily, org_days, ["day" if dim == "project" else dim], fine,
-                            estimate)
-    lists = (joined_text(named, fine, _NAME, ",").rename("unpriced") if len(named)
-             else pd.Series(dtype=object, name="unpriced"))
-    settled = settled.merge(lists.reset_index() if len(named) else
-                            pd.DataFrame(columns=[*fine, "unpriced"]), on=fine, how="left")
+    settled, named = settle(daily, org_days, group or ["day"], fine, estimate)
+    unpriced = np.full(len(settled), "", dtype=object)
+    if len(named):
+        lists = joined_text(named, fine, _NAME, ",").rename("unpriced").reset_index()
+        found = settled[fine].merge(lists, on=fine, how="left")["unpriced"].to_numpy(object)
+        unpriced = np.where([isinstance(u, str) for u in found], found, "")
     days = {text: date.fromisoformat(text) for text in settled["day"].unique()}
     n = len(settled)
-    unpriced = settled["unpriced"].to_numpy(dtype=object)
     columns = {
         "dim": [dim] * n, "day": [days[d] for d in settled["day"].to_numpy(dtype=object)],
         "provider": settled["provider"], "project_id": settled["project"],
-        "value": settled[dim] if dim != "project" else [""] * n, "amount": settled["amount"],
+        "value": settled[dim] if group else [""] * n, "amount": settled["amount"],
         "billed": settled["billed_days"], "allocated": settled["allocated_days"],
         "estimated": settled["estimated_days"],
         "org_billed": settled["covered"].to_numpy(dtype=bool).astype(int),
-        **{c: settled[c] for c in TOKEN_COLUMNS},
-        "unpriced": np.where([isinstance(u, str) for u in unpriced], unpriced, ""),
+        **{c: settled[c] for c in TOKEN_COLUMNS}, "unpriced": unpriced,
     }
-    assert list(columns) == spend_daily.ROLLUP_COLUMNS
-    return list(zip(*(_python_values(v) for v in columns.values()), strict=True))
+    return list(zip(*(_python_values(columns[c]) for c in spend_daily.ROLLUP_COLUMNS),
+                    strict=True))
 
 
 def _project_level(frame: pd.DataFrame) -> pd.DataFrame:
