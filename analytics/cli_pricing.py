@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,8 @@ from analytics.queries import data_range
 from analytics.store import get_engine
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from analytics.pricing import Scenario
 
 FORMATS = ("table", "csv", "json")
@@ -117,26 +120,45 @@ def _acting(user: str) -> Principal:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
-    from analytics.reconcile import reconcile
+    """Every compared row (the default, without pandas: issue #9's half second), or sums by
+    day, project or model (the page's summary)."""
+    from analytics.reconcile_rows import compared_rows, with_project_names
 
     engine = get_engine(args.db)
-    result = reconcile(engine, SYSTEM, args.start, args.end, args.project, args.threshold_pct,
-                       args.min_usd)
+    compared = compared_rows(engine, SYSTEM, args.start, args.end, args.project,
+                             args.threshold_pct, args.min_usd)
     if args.by == "row":
-        frame = result.rows.drop(columns=["unpriced", "tokens"])
-        if args.format == "table":
-            frame = frame.drop(columns=["project_id", "models"])
+        named = with_project_names(engine, compared)
+        hidden = {"unpriced", "tokens", *(("project_id", "models") if args.format == "table"
+                                          else ())}
+        shown = [i for i, c in enumerate(named.columns) if c not in hidden]
+        pct, flagged = named.columns.index("difference_pct"), named.columns.index("flagged")
+        table: exports.Rows | pd.DataFrame = exports.Rows(
+            [named.columns[i] for i in shown],
+            [tuple(round(r[i], 2) if i == pct else r[i] for i in shown)
+             for r in named.rows if r[flagged] or not args.flagged])
     else:
-        frame = result.summary([args.by])
-    if args.flagged:
-        frame = frame[frame["flagged"]]
-    frame = frame.assign(difference_pct=frame["difference_pct"].round(2))
-    exports.emit(frame, args.format, _RECONCILE_MONEY)
-    rows = result.rows
-    print(f"{int(rows['flagged'].sum())} of {len(rows)} rows differ by more than "
-          f"{args.threshold_pct:g}%; billed ${rows['billed_usd'].sum():,.2f}, estimated "
-          f"${rows['estimated_usd'].sum():,.2f}", file=sys.stderr)
+        from analytics.reconcile import reconcile
+
+        frame = reconcile(engine, SYSTEM, args.start, args.end, args.project,
+                          args.threshold_pct, args.min_usd).summary([args.by])
+        if args.flagged:
+            frame = frame[frame["flagged"]]
+        table = frame.assign(difference_pct=frame["difference_pct"].round(2))
+    exports.emit(table, args.format, _RECONCILE_MONEY)
+    columns = list(compared.columns)
+    flags, billed, estimated = (
+        [r[columns.index(c)] for r in compared.rows]
+        for c in ("flagged", "billed_usd", "estimated_usd"))
+    print(f"{sum(flags)} of {len(flags)} rows differ by more than {args.threshold_pct:g}%; "
+          f"billed ${_total(billed):,.2f}, estimated ${_total(estimated):,.2f}",
+          file=sys.stderr)
     return 0
+
+
+def _total(values: list[float]) -> float:
+    """The sum of the figures present (NaN is a missing one)."""
+    return math.fsum(v for v in values if not math.isnan(v))
 
 
 def _reprice(args: argparse.Namespace) -> int:

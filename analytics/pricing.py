@@ -488,7 +488,8 @@ def unit_rates(combos: pd.DataFrame, book: PriceBook) -> pd.DataFrame:
     """Dollars per token for each row of ``combos`` (day, provider, model, service_tier,
     batch): ``input_rate`` (uncached input), ``cached_rate`` and ``output_rate``, batch
     discount included; ``priced`` False (rates NaN) where ``estimate_cost`` could not price
-    that model on that day whatever the counts.
+    that model on that day whatever the counts, and ``unpriced_reason`` its words for why
+    ('' when priced).
 
     ``estimate_cost`` is linear in the token counts of a row it can price, so a store can
     price its usage in SQL with these rates (``spend_daily``) and get the same dollars; only
@@ -506,10 +507,27 @@ def unit_rates(combos: pd.DataFrame, book: PriceBook) -> pd.DataFrame:
         input_rate=rates["input_per_1m"].to_numpy() * per_token,
         cached_rate=_cached_rate(rates).to_numpy() * per_token,
         output_rate=rates["output_per_1m"].to_numpy() * per_token,
-        priced=priced)
+        priced=priced, unpriced_reason=reason.to_numpy())
     for column in ("input_rate", "cached_rate", "output_rate"):
         out.loc[~priced, column] = np.nan
     return out
+
+
+_SHIFTED = ["input_per_1m", "cached_input_per_1m", "cache_write_per_1m", "output_per_1m",
+            "batch_discount", "unit", "source", "source_date"]
+
+
+def shifted_book(book: PriceBook, step: int) -> PriceBook | None:
+    """A book that prices each period at the previous (``step=1``) or next (``-1``) price
+    of the same provider, family and tier; None when no family has more than one row.
+
+    Reconciliation asks whether a bill matches the neighbouring price, which points at an
+    effective date set wrong or a price change missing from the book."""
+    rows = book.to_frame()
+    shifted = rows.groupby(_PRICE_KEY)[_SHIFTED].shift(step)
+    rows[_SHIFTED] = shifted
+    rows = rows[shifted["input_per_1m"].notna()]
+    return PriceBook.from_frame(rows, "shifted prices") if len(rows) else None
 
 
 def _rates_for(prepared: pd.DataFrame, book: PriceBook, price_family: pd.Series) -> pd.DataFrame:

@@ -42,6 +42,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     and_,
     case,
     cast,
@@ -52,6 +53,7 @@ from sqlalchemy import (
     literal,
     not_,
     null,
+    or_,
     select,
     union_all,
 )
@@ -88,11 +90,15 @@ ROLLUP_DIMS: dict[str, str | None] = {
     "project": None, "model": "model", "api_key": "api_key_id", "user": "user_id"}
 PRICES_KEY = "spend_daily_prices"  # settings: the price_version the rollup was built with
 
+# Per-token rates under the book (suffix ''), and under the price before and after the one
+# in effect (``pricing.shifted_book``), which reconciliation compares a bill with.
+PRICES = ("", "_before", "_after")
+_RATE_NAMES = ("input_rate", "cached_rate", "output_rate")
 _rates = Table(
     "spend_daily_rates", MetaData(),
     Column("day", Date), Column("provider", String(32)), Column("model", String(128)),
-    Column("service_tier", String(32)), Column("batch", Boolean),
-    Column("input_rate", Float), Column("cached_rate", Float), Column("output_rate", Float),
+    Column("service_tier", String(32)), Column("batch", Boolean), Column("reason", Text),
+    *(Column(f"{rate}{suffix}", Float) for suffix in PRICES for rate in _RATE_NAMES),
     prefixes=["TEMPORARY"])
 
 
@@ -181,8 +187,12 @@ def _rebuild(conn: Connection, days: list[date] | None) -> None:
             _write(conn, settled_rows(dim, rows))
 
 
+# Kept on model rows only, for reconciliation: the usage at list price (NULL when none of
+# it could be priced), at the neighbouring prices, and why some could not be priced.
+RECONCILE_COLUMNS = ["estimate", "estimate_before", "estimate_after", "unpriced_reason"]
 ROLLUP_COLUMNS = ["dim", "day", "provider", "project_id", "value", "amount", "billed",
-                  "allocated", "estimated", "org_billed", *TOKEN_COLUMNS, "unpriced"]
+                  "allocated", "estimated", "org_billed", *TOKEN_COLUMNS, "unpriced",
+                  *RECONCILE_COLUMNS]
 
 
 def _write(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -200,7 +210,7 @@ def _write(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
 
 
 RAW_COLUMNS = ["usage", "day", "provider", "project_id", "value", "billed", "org_billed",
-               *TOKEN_COLUMNS, "estimate", "unpriced"]
+               *TOKEN_COLUMNS, "estimate", "unpriced", *RECONCILE_COLUMNS[1:]]
 
 
 def _chunks(days: list[date] | None, size: int = 400) -> Iterator[list[date] | None]:
@@ -219,7 +229,7 @@ def _on_days(table: Any, days: list[date] | None) -> list[ColumnElement[bool]]:
 def _fill_rates(conn: Connection, days: list[date] | None) -> None:
     """The temporary table of per-token rates for every priced combination in ``days``."""
     from analytics.price_store import current_book
-    from analytics.pricing import unit_rates
+    from analytics.pricing import shifted_book, unit_rates
 
     usage = Usage.__table__
     keys = ["day", "provider", "model", "service_tier", "batch"]
@@ -229,9 +239,15 @@ def _fill_rates(conn: Connection, days: list[date] | None) -> None:
     _rates.create(conn)
     if combos.empty:
         return
-    rates = unit_rates(combos, current_book(conn.engine))
-    rates = rates[rates["priced"]].drop(columns=["priced"])
-    conn.execute(insert(_rates), rates.to_dict("records"))
+    book = current_book(conn.engine)
+    rates = unit_rates(combos, book).rename(columns={"unpriced_reason": "reason"})
+    for suffix, step in (("_before", 1), ("_after", -1)):
+        shifted = shifted_book(book, step)
+        other = unit_rates(combos, shifted) if shifted is not None else None
+        for rate in _RATE_NAMES:
+            rates[f"{rate}{suffix}"] = other[rate].to_numpy() if other is not None else None
+    rates = rates.drop(columns=["priced"]).astype(object)
+    conn.execute(insert(_rates), rates.where(rates.notna(), None).to_dict("records"))
 
 
 def _names(column: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
@@ -244,7 +260,9 @@ def _names(column: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
 def _raw(dim: str, days: list[date] | None, dialect: str) -> Any:
     """``RAW_COLUMNS`` per day, provider, project and ``dim``: usage priced and summed
     (``usage`` 1), and the effective USD cost summed (``usage`` 0), at most one row of each
-    per group; ``spend_estimates.settled_rows`` settles them."""
+    per group; ``spend_estimates.settled_rows`` settles them. For models, also what
+    reconciliation needs: the usage priced at the neighbouring prices, and why some of it
+    could not be priced (the first reason in alphabetical order)."""
     usage, cost = Usage.__table__, Cost.__table__
     column = ROLLUP_DIMS[dim]
     rates = _rates  # a shorter name for the many references below
@@ -252,12 +270,25 @@ def _raw(dim: str, days: list[date] | None, dialect: str) -> Any:
         rates.c.day == usage.c.day, rates.c.provider == usage.c.provider,
         rates.c.model == usage.c.model, rates.c.service_tier == usage.c.service_tier,
         rates.c.batch == usage.c.batch))
-    priced = and_(rates.c.input_rate.is_not(None), usage.c.input_tokens >= 0,
-                  usage.c.cached_input_tokens >= 0, usage.c.output_tokens >= 0,
-                  usage.c.cached_input_tokens <= usage.c.input_tokens)
-    estimate = ((usage.c.input_tokens - usage.c.cached_input_tokens) * rates.c.input_rate
-                + usage.c.cached_input_tokens * rates.c.cached_rate
-                + usage.c.output_tokens * rates.c.output_rate)
+    negative = or_(usage.c.input_tokens < 0, usage.c.cached_input_tokens < 0,
+                   usage.c.output_tokens < 0)
+    too_cached = usage.c.cached_input_tokens > usage.c.input_tokens
+
+    def priced_sum(suffix: str) -> ColumnElement[Any]:
+        """Usage dollars at the rates of ``suffix`` (``PRICES``); NULL when none priced."""
+        estimate = ((usage.c.input_tokens - usage.c.cached_input_tokens)
+                    * rates.c[f"input_rate{suffix}"]
+                    + usage.c.cached_input_tokens * rates.c[f"cached_rate{suffix}"]
+                    + usage.c.output_tokens * rates.c[f"output_rate{suffix}"])
+        priced = and_(rates.c[f"input_rate{suffix}"].is_not(None), not_(negative),
+                      not_(too_cached))
+        return func.sum(case((priced, estimate)))
+
+    reason = case((rates.c.input_rate.is_(None),
+                   func.coalesce(func.nullif(rates.c.reason, ""), "no price")),
+                  (negative, "negative token count"),
+                  (too_cached, "cached tokens exceed input tokens"))
+    for_models = dim == "model"
     u_keys = [usage.c.day, usage.c.provider, usage.c.project_id,
               *([usage.c[column]] if column else [])]
     from_usage = (
@@ -266,8 +297,11 @@ def _raw(dim: str, days: list[date] | None, dialect: str) -> Any:
                cast(null(), Money).label("billed"),
                literal(0).label("org_billed"),
                *(func.sum(usage.c[c]).label(c) for c in TOKEN_COLUMNS),
-               func.sum(case((priced, estimate))).label("estimate"),
-               _names(case((not_(priced), usage.c.model)), dialect).label("unpriced"))
+               priced_sum("").label("estimate"),
+               _names(case((reason.is_not(None), usage.c.model)), dialect).label("unpriced"),
+               *(priced_sum(suffix) if for_models else cast(null(), Float)
+                 for suffix in PRICES[1:]),
+               func.min(reason) if for_models else cast(null(), String))
         .select_from(joined).where(*_on_days(usage, days)).group_by(*u_keys))
     c_keys = [cost.c.day, cost.c.provider, cost.c.project_id,
               *([cost.c[column]] if column else [])]
@@ -276,6 +310,7 @@ def _raw(dim: str, days: list[date] | None, dialect: str) -> Any:
                func.sum(cost.c.amount),
                func.max(case((cost.c.org_level, 1), else_=0)),
                *(literal(0) for _ in TOKEN_COLUMNS), cast(null(), Float),
+               cast(null(), String), cast(null(), Float), cast(null(), Float),
                cast(null(), String))
         .where(effective_cost_condition(cost), cost.c.currency == "USD",
                *_on_days(cost, days))
@@ -333,6 +368,32 @@ def report_rows(engine: Engine, principal: Principal, dims: Sequence[str],
     columns = [*dims, "cost_usd", *TOKEN_COLUMNS, *(name_column(d, dims) for d in dims
                                                     if d in NAMED), *REPORT_TAIL]
     return Rows(columns, out)
+
+
+RECONCILE_ROWS = ["day", "provider", "project_id", "model", "billed_usd", "estimated_usd",
+                  "before_usd", "after_usd", "tokens", "unpriced_reason"]
+
+
+def reconcile_rows(engine: Engine, principal: Principal, start: date | None = None,
+                   end: date | None = None, project: str | Sequence[str] | None = None
+                   ) -> Rows:
+    """Per day (ISO text), provider, project and raw model: the billed dollars (None where
+    there is no bill), the usage at the price in effect and at the price before and after it
+    (None where none of it was priced), input plus output tokens, and why some usage could
+    not be priced ('' when all could): what ``reconcile`` compares, in ``RECONCILE_ROWS``."""
+    projects = visible_projects(engine, principal, project)
+    refresh(engine)
+    rollup = SpendDaily.__table__
+    query = select(
+        rollup.c.day, rollup.c.provider, rollup.c.project_id, rollup.c.value,
+        case((rollup.c.billed == 1, rollup.c.amount)),
+        *(rollup.c[c] for c in RECONCILE_COLUMNS[:3]),
+        rollup.c.input_tokens + rollup.c.output_tokens,
+        func.coalesce(rollup.c.unpriced_reason, ""),
+    ).where(rollup.c.dim == "model", *_filters(rollup, start, end, projects, None))
+    with engine.connect() as conn:
+        found = conn.execute(query).all()
+    return Rows(RECONCILE_ROWS, [(_key_text(r[0]), *r[1:]) for r in found])
 
 
 def _report_key(rollup: Any, dim: str, dialect: str) -> ColumnElement[Any]:

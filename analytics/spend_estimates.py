@@ -220,6 +220,12 @@ def settled_rows(dim: str, raw: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]
         unpriced = np.where([isinstance(u, str) for u in found], found, "")
     days = {text: date.fromisoformat(text) for text in settled["day"].unique()}
     n = len(settled)
+    kept = spend_daily.RECONCILE_COLUMNS
+    if dim == "model":  # the raw usage figures reconciliation reads, per group as settled
+        extra = settled[fine].merge(usage[[*fine, *kept]], on=fine, how="left")
+        reconciled = {c: _nullable(extra[c].to_numpy(dtype=object)) for c in kept}
+    else:
+        reconciled = {c: [None] * n for c in kept}
     columns = {
         "dim": [dim] * n, "day": [days[d] for d in settled["day"].to_numpy(dtype=object)],
         "provider": settled["provider"], "project_id": settled["project"],
@@ -227,7 +233,7 @@ def settled_rows(dim: str, raw: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]
         "billed": settled["billed_days"], "allocated": settled["allocated_days"],
         "estimated": settled["estimated_days"],
         "org_billed": settled["covered"].to_numpy(dtype=bool).astype(int),
-        **{c: settled[c] for c in TOKEN_COLUMNS}, "unpriced": unpriced,
+        **{c: settled[c] for c in TOKEN_COLUMNS}, "unpriced": unpriced, **reconciled,
     }
     return list(zip(*(_python_values(columns[c]) for c in spend_daily.ROLLUP_COLUMNS),
                     strict=True))
@@ -249,7 +255,13 @@ def _project_level(frame: pd.DataFrame) -> pd.DataFrame:
     sums[np.unique(codes[billed])] = _decimal_sums(codes[billed],
                                                    frame["billed"].to_numpy(dtype=object)[billed])
     out["billed"] = sums
-    return out.reset_index().assign(value="")[spend_daily.RAW_COLUMNS]
+    extra = dict.fromkeys(spend_daily.RECONCILE_COLUMNS[1:])  # model rows only
+    return out.reset_index().assign(value="", **extra)[spend_daily.RAW_COLUMNS]
+
+
+def _nullable(values: np.ndarray) -> list[Any]:
+    """NaN and missing as None: PostgreSQL would keep a NaN, and sums over it."""
+    return [None if v is None or (isinstance(v, float) and v != v) else v for v in values]
 
 
 def _python_values(values: Any) -> list[Any]:

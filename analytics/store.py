@@ -22,6 +22,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Engine,
+    Float,
     Index,
     Integer,
     Numeric,
@@ -223,6 +224,13 @@ class SpendDaily(Base):
     output_tokens: Mapped[int] = mapped_column(BigInteger)
     requests: Mapped[int] = mapped_column(BigInteger)
     unpriced: Mapped[str] = mapped_column(Text)  # models left unpriced in a gap, comma list
+    # Model rows only (migration 0007), for reconciliation: the usage at list price, at the
+    # price before and after the one in effect (NULL: none priced), and why some of it
+    # could not be priced.
+    estimate: Mapped[float | None] = mapped_column(Float)
+    estimate_before: Mapped[float | None] = mapped_column(Float)
+    estimate_after: Mapped[float | None] = mapped_column(Float)
+    unpriced_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class SpendDailyDirty(Base):

@@ -15,13 +15,13 @@ import pytest
 from analytics.access import SYSTEM, Principal
 from analytics.org import label_project
 from analytics.price_store import add_price
-from analytics.reconcile import (
+from analytics.reconcile import reconcile
+from analytics.reconcile_rows import (
     MISSING_COST,
     MISSING_USAGE,
     PRICE_CHANGE,
     UNEXPLAINED,
     UNPRICED,
-    reconcile,
 )
 from tests.pricing_fixtures import (
     BATCH,
