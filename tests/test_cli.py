@@ -250,3 +250,12 @@ def test_a_report_imports_its_own_code_and_no_other_commands(engine: Engine, db_
     assert "analytics.cli_forecast" in ours
     assert sorted(m for m in ours if not m.startswith("analytics.cli")) == []
     assert not {"pandas", "numpy", "pyarrow", "alembic"} & report
+
+
+def test_a_reconcile_report_loads_no_pandas(engine: Engine, db_url: str) -> None:
+    """Reconciling every row is read from the rollup and compared in plain Python: the
+    month a person usually asks for prints in half a second (issue #9)."""
+    spend_daily.refresh(engine)
+    loaded = _loaded(_LOADED_BY_CLI, "report", "reconcile", "--db", db_url)
+    assert "analytics.reconcile_rows" in loaded
+    assert not {"pandas", "numpy", "pyarrow", "alembic"} & loaded

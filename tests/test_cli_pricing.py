@@ -48,6 +48,30 @@ def test_reconcile_json_rows_and_summary_line(db, capsys):
     assert "billed $7.15" in err
 
 
+def test_reconcile_rows_table_flagged_only(db, capsys):
+    """The default report, rows as a table: only flagged rows with ``--flagged``, and
+    project names instead of ids."""
+    code, out, err = run(capsys, "reconcile", "--db", db, "--flagged")
+    assert code == 0
+    header, *lines = out.strip().splitlines()
+    assert header.split() == ["day", "provider", "project", "model", "billed_usd",
+                              "estimated_usd", "difference_usd", "difference_pct", "flagged",
+                              "reason"]
+    assert len(lines) == 3 and all(" True " in line for line in lines)
+    assert "Production" in out and PROD not in out
+    mystery = next(line for line in lines if "mystery-model-1" in line)
+    assert "missing cost export" in mystery
+    assert "3 of 4 rows differ" in err
+
+
+def test_reconcile_json_has_null_for_a_missing_bill(db, capsys):
+    """No bill is ``null`` in JSON (NaN is not JSON), as is the percent of no bill."""
+    code, out, _ = run(capsys, "reconcile", "--db", db, "--format", "json")
+    assert code == 0 and "NaN" not in out
+    row = next(r for r in json.loads(out) if r["model"] == "mystery-model-1")
+    assert row["billed_usd"] is None and row["difference_pct"] is None
+
+
 def test_reconcile_by_model_flagged_csv(db, capsys):
     code, out, _ = run(capsys, "reconcile", "--db", db, "--by", "model", "--flagged",
                        "--threshold-pct", "5", "--format", "csv")

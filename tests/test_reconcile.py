@@ -11,10 +11,15 @@ import json
 import math
 
 import pytest
+from sqlalchemy import select
 
 from analytics.access import SYSTEM, Principal
+from analytics.grouping import period_labels
+from analytics.models import model_family
 from analytics.org import label_project
-from analytics.price_store import add_price
+from analytics.price_store import add_price, current_book
+from analytics.pricing import estimate_cost, shifted_book
+from analytics.queries import usage_for_pricing
 from analytics.reconcile import reconcile
 from analytics.reconcile_rows import (
     MISSING_COST,
@@ -23,6 +28,7 @@ from analytics.reconcile_rows import (
     UNEXPLAINED,
     UNPRICED,
 )
+from analytics.store import SpendDaily
 from tests.pricing_fixtures import (
     BATCH,
     D1,
@@ -59,7 +65,7 @@ def store(engine, tmp_path):
 
 
 def _row(result, day, project, model):
-    rows = result.rows
+    rows = getattr(result, "rows", result)  # a Reconciliation or its frame
     match = rows[(rows["day"] == day.isoformat()) & (rows["project_id"] == project)
                  & (rows["model"] == model)]
     assert len(match) == 1, match
@@ -191,3 +197,55 @@ def test_a_renamed_project_shows_its_new_name_at_once(store):
     label_project(store, OWNER, "openai", PROD, "Storefront", None)
     assert _row(reconcile(store, SYSTEM), D1, PROD, "gpt-4o")["project"] == "Storefront"
     assert "Storefront" in set(reconcile(store, SYSTEM).summary(["project"])["project"])
+
+
+def _priced_per_family(engine, book):
+    """The reference: every usage row priced by ``estimate_cost`` (the price book's own
+    code, row by row), summed per day, provider, project and model family."""
+    priced = estimate_cost(usage_for_pricing(engine, SYSTEM), book)
+    priced["day"] = period_labels(priced["day"], "day")
+    reasons = priced["unpriced_reason"].where(priced["unpriced_reason"] != "")
+    grouped = priced.assign(reason=reasons).groupby(["day", "provider", "project_id", "family"])
+    return grouped["estimated_cost_usd"].sum(min_count=1), grouped["reason"].min()
+
+
+def test_estimates_equal_pricing_every_usage_row(engine, tmp_path):
+    """Two snapshots of one family, a price change between the days, a bucket with more
+    cached than input tokens and a model nobody prices: the rollup's figures (at the price
+    in effect, before and after it) are the book's, row by row."""
+    import_exports(engine, tmp_path, [
+        usage(D1, PROD, GPT4O, *BUCKET), usage(D1, PROD, "gpt-4o", 300_000, 0, 7_000),
+        usage(D2, PROD, GPT4O, *BUCKET), usage(D2, PROD, "gpt-4o", 10, 20, 30),
+        usage(D2, BATCH, MINI, 1_000_000, 0, 1_000_000, batch=True),
+        usage(D1, RESEARCH, "mystery-model-1", 500, 0, 50),
+    ], [(D1, PROD, f"{GPT4O}, input", "4.00"), (D2, PROD, f"{GPT4O}, input", "3.00"),
+        (D1, RESEARCH, "mystery-model-1, input", "0.10")])
+    add_price(engine, OWNER, {"provider": "openai", "family": "gpt-4o",
+                              "effective_from": D2.isoformat(), "input_per_1m": "5",
+                              "cached_input_per_1m": "2.5", "output_per_1m": "20"})
+    book = current_book(engine)
+    estimates, reasons = _priced_per_family(engine, book)
+    rows = reconcile(engine, SYSTEM).rows
+    keyed = rows.set_index(["day", "provider", "project_id", "model"])
+    used = keyed.loc[estimates.index]
+    assert used["estimated_usd"].fillna(0).to_numpy() == pytest.approx(
+        estimates.fillna(0).to_numpy(), abs=1e-9)
+    assert list(used["unpriced"]) == list(reasons.notna())
+    assert _row(rows, D2, PROD, "gpt-4o")["reason"] == (
+        f"{UNPRICED}: cached tokens exceed input tokens")
+    assert _row(rows, D1, RESEARCH, "mystery-model-1")["reason"] == (
+        f"{UNPRICED}: {reasons.loc[(D1.isoformat(), 'openai', RESEARCH, 'mystery-model-1')]}")
+    # The neighbouring prices, kept per raw model: D1 has a price after, D2 one before.
+    with engine.connect() as conn:
+        kept = {(r.day.isoformat(), r.project_id, r.value): r for r in conn.execute(
+            select(SpendDaily.__table__).where(SpendDaily.dim == "model"))}
+    for step, column in ((1, "estimate_before"), (-1, "estimate_after")):
+        shifted, _ = _priced_per_family(engine, shifted_book(book, step))
+        assert shifted.notna().any(), column  # the test compares some figures
+        for (day, _, project, family), expected in shifted.items():
+            found = [getattr(r, column) for (d, p, m), r in kept.items()
+                     if (d, p) == (day, project) and model_family(m) == family
+                     and getattr(r, column) is not None]
+            assert (sum(found) if found else float("nan")) == pytest.approx(
+                expected, abs=1e-9, nan_ok=True), (column, day, project, family)
+
