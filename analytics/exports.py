@@ -150,6 +150,10 @@ def dollars(value: object, signed: bool = False) -> str:
 
 
 def _cell(value: Any, money: bool) -> str:
+    if type(value) is str:  # most cells, first
+        return value
+    if isinstance(value, float):  # a float's own formatting rounds as Decimal(value) would
+        return "" if value != value else f"{value:,.2f}" if money else str(value)
     if _missing(value):
         return ""
     if money:

@@ -340,7 +340,7 @@ def report_rows(engine: Engine, principal: Principal, dims: Sequence[str],
     projects = visible_projects(engine, principal, project)
     refresh(engine)
     rollup = SpendDaily.__table__
-    conds = [rollup.c.dim == dim, *_filters(rollup, start, end, projects, provider)]
+    conds = [*_rows_of(dim), *_filters(rollup, start, end, projects, provider)]
     dialect = engine.dialect.name
     keys = [_report_key(rollup, d, dialect) for d in dims]
     query = (select(*keys, func.sum(rollup.c.amount), func.sum(rollup.c.billed),
@@ -396,6 +396,13 @@ def reconcile_rows(engine: Engine, principal: Principal, start: date | None = No
     return Rows(RECONCILE_ROWS, [(_key_text(r[0]), *r[1:]) for r in found])
 
 
+def _rows_of(dim: str) -> list[ColumnElement[bool]]:
+    """The rollup rows of ``dim``; for projects, with their empty ``value`` too, so that a
+    date range is a seek in the key (dim, value, day, ...) rather than a scan."""
+    rollup = SpendDaily.__table__
+    return [rollup.c.dim == dim, *([rollup.c.value == ""] if dim == "project" else [])]
+
+
 def _report_key(rollup: Any, dim: str, dialect: str) -> ColumnElement[Any]:
     if dim == "project":
         return rollup.c.project_id
@@ -414,7 +421,7 @@ def _org_bill_in_the_way(conn: Connection, dims: list[str], dim: str,
         return False
     rollup = SpendDaily.__table__
     found = conn.execute(select(rollup.c.day).where(
-        rollup.c.dim == "project", rollup.c.org_billed == 1, *in_range).limit(1)).first()
+        *_rows_of("project"), rollup.c.org_billed == 1, *in_range).limit(1)).first()
     return found is not None
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Column,
     Date,
     DateTime,
     Dialect,
@@ -25,8 +25,11 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    MetaData,
     Numeric,
+    PrimaryKeyConstraint,
     String,
+    Table,
     Text,
     UniqueConstraint,
     create_engine,
@@ -36,7 +39,6 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 DEFAULT_DB_URL = "sqlite:///data/burnrate.db"
@@ -81,47 +83,72 @@ class Money(TypeDecorator[Decimal]):
         return Decimal(value)
 
 
-class Base(DeclarativeBase):
-    pass
+class Base:
+    """Tables declared as classes, in SQLAlchemy Core: each subclass's ``Column`` attributes
+    (in order) and ``__table_args__`` make its ``__table__`` in ``Base.metadata``, and
+    ``Model.column`` is that table's column. Nothing here needs the ORM (no sessions, no
+    instances), and loading it cost every CLI report a tenth of a second (issue #9)."""
+
+    metadata = MetaData()
+    __tablename__: str
+    __table__: Table
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        columns = []
+        for name, value in cls.__dict__.items():
+            if isinstance(value, Column):
+                value.name = value.key = name
+                columns.append(value)
+        args = cls.__dict__.get("__table_args__", ())
+        options = args[-1] if args and isinstance(args[-1], dict) else {}
+        constraints = [a for a in args if not isinstance(a, dict)]
+        cls.__table__ = Table(cls.__tablename__, Base.metadata, *columns, *constraints,
+                              **options)
+
+    @classmethod
+    def __clause_element__(cls) -> Table:
+        """``select(Model)``, ``delete(Model)`` and ``insert(Model)`` mean its table."""
+        return cls.__table__
 
 
 class Project(Base):
     """A provider project (OpenAI project, Anthropic workspace): names and environment labels."""
 
     __tablename__ = "projects"
-    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
-    project_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    name: Mapped[str | None] = mapped_column(String(256))
-    environment: Mapped[str | None] = mapped_column(String(64))
+    provider = Column(String(32), primary_key=True)
+    project_id = Column(String(128), primary_key=True)
+    name = Column(String(256))
+    environment = Column(String(64))
 
 
 class ApiKey(Base):
     """An API key's display name, as far as an export told us."""
 
     __tablename__ = "api_keys"
-    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
-    api_key_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    name: Mapped[str | None] = mapped_column(String(256))
+    provider = Column(String(32), primary_key=True)
+    api_key_id = Column(String(128), primary_key=True)
+    name = Column(String(256))
 
 
 class ImportRecord(Base):
     """One committed import: who brought which file, and what it changed."""
 
     __tablename__ = "imports"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    file_name: Mapped[str] = mapped_column(String(512))
-    file_hash: Mapped[str] = mapped_column(String(64), index=True)
-    format: Mapped[str] = mapped_column(String(64))
-    provider: Mapped[str] = mapped_column(String(32))
-    kind: Mapped[str] = mapped_column(String(32))
-    rows_read: Mapped[int] = mapped_column(Integer)
-    rows_new: Mapped[int] = mapped_column(Integer)
-    rows_replaced: Mapped[int] = mapped_column(Integer)
-    first_day: Mapped[date | None] = mapped_column(Date)
-    last_day: Mapped[date | None] = mapped_column(Date)
-    total_usd: Mapped[Decimal | None] = mapped_column(Money)
-    imported_by: Mapped[str] = mapped_column(String(128))
-    imported_at: Mapped[datetime] = mapped_column(DateTime)
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    file_name = Column(String(512), nullable=False)
+    file_hash = Column(String(64), index=True, nullable=False)
+    format = Column(String(64), nullable=False)
+    provider = Column(String(32), nullable=False)
+    kind = Column(String(32), nullable=False)
+    rows_read = Column(Integer, nullable=False)
+    rows_new = Column(Integer, nullable=False)
+    rows_replaced = Column(Integer, nullable=False)
+    first_day = Column(Date)
+    last_day = Column(Date)
+    total_usd = Column(Money)
+    imported_by = Column(String(128), nullable=False)
+    imported_at = Column(DateTime, nullable=False)
 
 
 # Natural key columns: '' (never NULL) for an absent dimension, so unique constraints hold.
@@ -138,31 +165,31 @@ class Usage(Base):
     """
 
     __tablename__ = "usage"
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
-                                    primary_key=True, autoincrement=True)
+    id = Column(BigInteger().with_variant(Integer, "sqlite"),
+                primary_key=True, autoincrement=True)
     # Not indexed: only a re-run check and deleting one import look rows up by import,
     # and an index would cost every import of a million rows most of a second.
-    import_id: Mapped[int] = mapped_column(Integer)
-    provider: Mapped[str] = mapped_column(String(32))
-    kind: Mapped[str] = mapped_column(String(32))
-    day: Mapped[date] = mapped_column(Date)
-    bucket_start: Mapped[datetime] = mapped_column(DateTime)
-    bucket_end: Mapped[datetime] = mapped_column(DateTime)
-    project_id: Mapped[str] = mapped_column(String(128))
-    user_id: Mapped[str] = mapped_column(String(128))
-    api_key_id: Mapped[str] = mapped_column(String(128))
-    model: Mapped[str] = mapped_column(String(128))
-    batch: Mapped[bool] = mapped_column(Boolean)
-    service_tier: Mapped[str] = mapped_column(String(32))
-    input_tokens: Mapped[int] = mapped_column(BigInteger)
-    cached_input_tokens: Mapped[int] = mapped_column(BigInteger)
-    output_tokens: Mapped[int] = mapped_column(BigInteger)
-    requests: Mapped[int] = mapped_column(BigInteger)
+    import_id = Column(Integer, nullable=False)
+    provider = Column(String(32), nullable=False)
+    kind = Column(String(32), nullable=False)
+    day = Column(Date, nullable=False)
+    bucket_start = Column(DateTime, nullable=False)
+    bucket_end = Column(DateTime, nullable=False)
+    project_id = Column(String(128), nullable=False)
+    user_id = Column(String(128), nullable=False)
+    api_key_id = Column(String(128), nullable=False)
+    model = Column(String(128), nullable=False)
+    batch = Column(Boolean, nullable=False)
+    service_tier = Column(String(32), nullable=False)
+    input_tokens = Column(BigInteger, nullable=False)
+    cached_input_tokens = Column(BigInteger, nullable=False)
+    output_tokens = Column(BigInteger, nullable=False)
+    requests = Column(BigInteger, nullable=False)
     # A 64-bit hash of the natural key (``USAGE_KEY``; see analytics/usage_columns.py). It
     # stands in for a unique index on the ten columns, whose upkeep cost more than writing
     # the rows: an import replaces whole (day, project) scopes, so a key cannot be stored
     # twice, and the hash serves the import's counts and its repeat check.
-    key_hash: Mapped[int] = mapped_column(BigInteger)
+    key_hash = Column(BigInteger, nullable=False)
     __table_args__ = (
         Index("ix_usage_day_project", "day", "project_id"),
     )
@@ -178,22 +205,22 @@ class Cost(Base):
     only for days that have no project rows, never added to them."""
 
     __tablename__ = "cost"
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
-                                    primary_key=True, autoincrement=True)
-    import_id: Mapped[int] = mapped_column(Integer, index=True)
-    provider: Mapped[str] = mapped_column(String(32))
-    day: Mapped[date] = mapped_column(Date)
-    org_level: Mapped[bool] = mapped_column(Boolean)
-    project_id: Mapped[str] = mapped_column(String(128))
-    api_key_id: Mapped[str] = mapped_column(String(128))
-    user_id: Mapped[str] = mapped_column(String(128))
-    line_item: Mapped[str] = mapped_column(String(256))
-    model: Mapped[str] = mapped_column(String(128))
-    token_type: Mapped[str] = mapped_column(String(64))
-    amount: Mapped[Decimal] = mapped_column(Money)
-    currency: Mapped[str] = mapped_column(String(8))
-    quantity: Mapped[Decimal | None] = mapped_column(Numeric(30, 6))
-    unit: Mapped[str] = mapped_column(String(32))
+    id = Column(BigInteger().with_variant(Integer, "sqlite"),
+                primary_key=True, autoincrement=True)
+    import_id = Column(Integer, index=True, nullable=False)
+    provider = Column(String(32), nullable=False)
+    day = Column(Date, nullable=False)
+    org_level = Column(Boolean, nullable=False)
+    project_id = Column(String(128), nullable=False)
+    api_key_id = Column(String(128), nullable=False)
+    user_id = Column(String(128), nullable=False)
+    line_item = Column(String(256), nullable=False)
+    model = Column(String(128), nullable=False)
+    token_type = Column(String(64), nullable=False)
+    amount = Column(Money, nullable=False)
+    currency = Column(String(8), nullable=False)
+    quantity = Column(Numeric(30, 6))
+    unit = Column(String(32), nullable=False)
     __table_args__ = (
         UniqueConstraint(*COST_KEY, name="uq_cost_natural"),
         Index("ix_cost_day_project", "day", "project_id"),
@@ -206,31 +233,37 @@ class SpendDaily(Base):
     cost where there is some, the day's bill shared out where the export lacks the dimension,
     list-price estimates in the gaps. A report sums these rows in SQL instead of pricing a
     million usage rows. Derived data, rebuilt by ``spend_daily.refresh`` for the days marked
-    in ``spend_daily_dirty``, and wholly when the prices change (migration 0006)."""
+    in ``spend_daily_dirty``, and wholly when the prices change (migration 0006).
+
+    Kept in key order (dim, value, day, ...; on SQLite a table WITHOUT ROWID, migration
+    0007): a report by model or key reads its rows already grouped, with no sort and no
+    second lookup per row."""
 
     __tablename__ = "spend_daily"
-    dim: Mapped[str] = mapped_column(String(16), primary_key=True)
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
-    project_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    value: Mapped[str] = mapped_column(String(128), primary_key=True)
-    amount: Mapped[Decimal] = mapped_column(Money)  # USD: billed, allocated or estimated
-    billed: Mapped[int] = mapped_column(Integer)  # 1: the amount is billed cost
-    allocated: Mapped[int] = mapped_column(Integer)  # 1: a share of a bill without this dim
-    estimated: Mapped[int] = mapped_column(Integer)  # 1: usage at list prices (no bill)
-    org_billed: Mapped[int] = mapped_column(Integer)  # 1: an org-level bill covers the day
-    input_tokens: Mapped[int] = mapped_column(BigInteger)
-    cached_input_tokens: Mapped[int] = mapped_column(BigInteger)
-    output_tokens: Mapped[int] = mapped_column(BigInteger)
-    requests: Mapped[int] = mapped_column(BigInteger)
-    unpriced: Mapped[str] = mapped_column(Text)  # models left unpriced in a gap, comma list
+    dim = Column(String(16), nullable=False)
+    day = Column(Date, nullable=False)
+    provider = Column(String(32), nullable=False)
+    project_id = Column(String(128), nullable=False)
+    value = Column(String(128), nullable=False)
+    amount = Column(Money, nullable=False)  # USD: billed, allocated or estimated
+    billed = Column(Integer, nullable=False)  # 1: the amount is billed cost
+    allocated = Column(Integer, nullable=False)  # 1: a share of a bill without this dim
+    estimated = Column(Integer, nullable=False)  # 1: usage at list prices (no bill)
+    org_billed = Column(Integer, nullable=False)  # 1: an org-level bill covers the day
+    input_tokens = Column(BigInteger, nullable=False)
+    cached_input_tokens = Column(BigInteger, nullable=False)
+    output_tokens = Column(BigInteger, nullable=False)
+    requests = Column(BigInteger, nullable=False)
+    unpriced = Column(Text, nullable=False)  # models left unpriced in a gap, comma list
     # Model rows only (migration 0007), for reconciliation: the usage at list price, at the
     # price before and after the one in effect (NULL: none priced), and why some of it
     # could not be priced.
-    estimate: Mapped[float | None] = mapped_column(Float)
-    estimate_before: Mapped[float | None] = mapped_column(Float)
-    estimate_after: Mapped[float | None] = mapped_column(Float)
-    unpriced_reason: Mapped[str | None] = mapped_column(Text)
+    estimate = Column(Float)
+    estimate_before = Column(Float)
+    estimate_after = Column(Float)
+    unpriced_reason = Column(Text)
+    __table_args__ = (PrimaryKeyConstraint("dim", "value", "day", "provider", "project_id"),
+                      {"sqlite_with_rowid": False})
 
 
 class SpendDailyDirty(Base):
@@ -238,78 +271,78 @@ class SpendDailyDirty(Base):
     the day's usage or cost, removed by the refresh that rebuilds them."""
 
     __tablename__ = "spend_daily_dirty"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    day: Mapped[date] = mapped_column(Date)
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    day = Column(Date, nullable=False)
 
 
 class User(Base):
     """A person who may log in; ``projects`` is a comma list of project ids, NULL = all."""
 
     __tablename__ = "users"
-    username: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[str] = mapped_column(String(256))
-    email: Mapped[str] = mapped_column(String(256))
-    password_hash: Mapped[str] = mapped_column(String(128))
-    role: Mapped[str] = mapped_column(String(16))
-    projects: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    username = Column(String(64), primary_key=True)
+    name = Column(String(256), nullable=False)
+    email = Column(String(256), nullable=False)
+    password_hash = Column(String(128), nullable=False)
+    role = Column(String(16), nullable=False)
+    projects = Column(Text)
+    created_at = Column(DateTime, nullable=False)
 
 
 class Setting(Base):
     """Organisation settings (name, billing anchor day, ...) as key/value text."""
 
     __tablename__ = "settings"
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
+    key = Column(String(64), primary_key=True)
+    value = Column(Text, nullable=False)
 
 
 class AuditEntry(Base):
     """Who did what, when, with the before/after (JSON text). Append-only from the app."""
 
     __tablename__ = "audit_log"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(DateTime, index=True)
-    username: Mapped[str] = mapped_column(String(128))
-    action: Mapped[str] = mapped_column(String(64), index=True)
-    target: Mapped[str] = mapped_column(String(512))
-    before: Mapped[str | None] = mapped_column(Text)
-    after: Mapped[str | None] = mapped_column(Text)
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    at = Column(DateTime, index=True, nullable=False)
+    username = Column(String(128), nullable=False)
+    action = Column(String(64), index=True, nullable=False)
+    target = Column(String(512), nullable=False)
+    before = Column(Text)
+    after = Column(Text)
 
 
 class BudgetRow(Base):
     """An Owner-managed budget; ``body`` holds thresholds and options as JSON."""
 
     __tablename__ = "budgets"
-    name: Mapped[str] = mapped_column(String(128), primary_key=True)
-    scope: Mapped[str] = mapped_column(String(256))  # org | project:<id> | env:<name>
-    amount: Mapped[Decimal] = mapped_column(Money)
-    kind: Mapped[str] = mapped_column(String(16))  # month | quarter | year
-    anchor_day: Mapped[int] = mapped_column(Integer)
-    limit_type: Mapped[str] = mapped_column(String(8))  # soft | hard
-    body: Mapped[str] = mapped_column(Text)
-    updated_by: Mapped[str] = mapped_column(String(128))
-    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    name = Column(String(128), primary_key=True)
+    scope = Column(String(256), nullable=False)  # org | project:<id> | env:<name>
+    amount = Column(Money, nullable=False)
+    kind = Column(String(16), nullable=False)  # month | quarter | year
+    anchor_day = Column(Integer, nullable=False)
+    limit_type = Column(String(8), nullable=False)  # soft | hard
+    body = Column(Text, nullable=False)
+    updated_by = Column(String(128), nullable=False)
+    updated_at = Column(DateTime, nullable=False)
 
 
 class PriceRow(Base):
     """A price an Owner added in the app; rows are never edited, so history is kept."""
 
     __tablename__ = "price_overrides"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    provider: Mapped[str] = mapped_column(String(32))
-    family: Mapped[str] = mapped_column(String(128))
-    service_tier: Mapped[str] = mapped_column(String(32))
-    effective_from: Mapped[date] = mapped_column(Date)
-    input_per_1m: Mapped[Decimal] = mapped_column(Numeric(20, 6))
-    cached_input_per_1m: Mapped[Decimal | None] = mapped_column(Numeric(20, 6))
-    cache_write_per_1m: Mapped[Decimal | None] = mapped_column(Numeric(20, 6))
-    output_per_1m: Mapped[Decimal] = mapped_column(Numeric(20, 6))
-    batch_discount: Mapped[Decimal] = mapped_column(Numeric(6, 4))
-    unit: Mapped[str] = mapped_column(String(32))
-    source: Mapped[str] = mapped_column(String(256))
-    source_date: Mapped[date | None] = mapped_column(Date)
-    created_by: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    provider = Column(String(32), nullable=False)
+    family = Column(String(128), nullable=False)
+    service_tier = Column(String(32), nullable=False)
+    effective_from = Column(Date, nullable=False)
+    input_per_1m = Column(Numeric(20, 6), nullable=False)
+    cached_input_per_1m = Column(Numeric(20, 6))
+    cache_write_per_1m = Column(Numeric(20, 6))
+    output_per_1m = Column(Numeric(20, 6), nullable=False)
+    batch_discount = Column(Numeric(6, 4), nullable=False)
+    unit = Column(String(32), nullable=False)
+    source = Column(String(256), nullable=False)
+    source_date = Column(Date)
+    created_by = Column(String(128), nullable=False)
+    created_at = Column(DateTime, nullable=False)
 
 
 class NamedDocument(Base):
@@ -317,58 +350,59 @@ class NamedDocument(Base):
     (``kind='scenario'``), allocation plans (``kind='plan'``). ``body`` is JSON."""
 
     __tablename__ = "documents"
-    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
-    name: Mapped[str] = mapped_column(String(128), primary_key=True)
-    status: Mapped[str] = mapped_column(String(32), default="")  # e.g. draft | active
-    period: Mapped[str] = mapped_column(String(32), default="")  # e.g. 2026-11 for a plan
-    body: Mapped[str] = mapped_column(Text)
-    updated_by: Mapped[str] = mapped_column(String(128))
-    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    kind = Column(String(32), primary_key=True)
+    name = Column(String(128), primary_key=True)
+    status = Column(String(32), default="", nullable=False)  # e.g. draft | active
+    period = Column(String(32), default="", nullable=False)  # e.g. 2026-11 for a plan
+    body = Column(Text, nullable=False)
+    updated_by = Column(String(128), nullable=False)
+    updated_at = Column(DateTime, nullable=False)
 
 
 class KeyNote(Base):
     """What a Member noted against an API key (owner, service); newest row wins."""
 
     __tablename__ = "key_notes"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    provider: Mapped[str] = mapped_column(String(32))
-    api_key_id: Mapped[str] = mapped_column(String(128), index=True)
-    owner: Mapped[str] = mapped_column(String(256))
-    service: Mapped[str] = mapped_column(String(256))
-    note: Mapped[str] = mapped_column(Text)
-    written_by: Mapped[str] = mapped_column(String(128))
-    written_at: Mapped[datetime] = mapped_column(DateTime)
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    provider = Column(String(32), nullable=False)
+    api_key_id = Column(String(128), index=True, nullable=False)
+    owner = Column(String(256), nullable=False)
+    service = Column(String(256), nullable=False)
+    note = Column(Text, nullable=False)
+    written_by = Column(String(128), nullable=False)
+    written_at = Column(DateTime, nullable=False)
 
 
 class AlertRow(Base):
     """An alert raised (budget threshold, sync failure, ...); kept for the app's alert list."""
 
     __tablename__ = "alerts"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(DateTime, index=True)
-    source: Mapped[str] = mapped_column(String(64))  # budget | sync | insight
-    level: Mapped[str] = mapped_column(String(16))  # info | warning | critical
-    key: Mapped[str] = mapped_column(String(256))  # de-duplicates repeats of one alert
-    message: Mapped[str] = mapped_column(Text)
-    delivered: Mapped[str] = mapped_column(String(128), default="")
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    at = Column(DateTime, index=True, nullable=False)
+    source = Column(String(64), nullable=False)  # budget | sync | insight
+    level = Column(String(16), nullable=False)  # info | warning | critical
+    key = Column(String(256), nullable=False)  # de-duplicates repeats of one alert
+    message = Column(Text, nullable=False)
+    delivered = Column(String(128), default="", nullable=False)
 
     # A budget alert is stored once however many checks run at once (migration 0004); sync
     # alerts repeat their key on purpose.
+    # (The index is partial, WHERE source = 'budget', on both backends: migration 0004 makes
+    # it. Saying so here for PostgreSQL would load its dialect on every SQLite start.)
     __table_args__ = (Index("uq_alerts_budget_key", "key", unique=True,
-                            sqlite_where=text("source = 'budget'"),
-                            postgresql_where=text("source = 'budget'")),)
+                            sqlite_where=text("source = 'budget'")),)
 
 
 class SyncState(Base):
     """The last sync of a provider endpoint: where to resume, and how it ended."""
 
     __tablename__ = "sync_state"
-    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
-    endpoint: Mapped[str] = mapped_column(String(64), primary_key=True)
-    last_day: Mapped[date | None] = mapped_column(Date)
-    last_run_at: Mapped[datetime | None] = mapped_column(DateTime)
-    status: Mapped[str] = mapped_column(String(16))
-    message: Mapped[str] = mapped_column(Text)
+    provider = Column(String(32), primary_key=True)
+    endpoint = Column(String(64), primary_key=True)
+    last_day = Column(Date)
+    last_run_at = Column(DateTime)
+    status = Column(String(16), nullable=False)
+    message = Column(Text, nullable=False)
 
 
 def database_url(url: str | None = None) -> str:
