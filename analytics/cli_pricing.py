@@ -43,9 +43,11 @@ def add_reconcile_parser(sub: argparse._SubParsersAction,
                          common: argparse.ArgumentParser) -> None:
     """``reconcile`` under ``sub``: the top level here, and ``report`` in cli.py."""
     p = sub.add_parser("reconcile", parents=[common],
-                       help="billed vs estimated cost by day, project and model")
+                       help="billed vs estimated cost by day, project and model "
+                            "(default: the last month of data, as the page opens)")
     p.add_argument("--start", type=_day)
     p.add_argument("--end", type=_day)
+    p.add_argument("--all", action="store_true", help="all of time instead of the last days")
     p.add_argument("--project", help="only this project id")
     p.add_argument("--threshold-pct", type=float, default=1.0,
                    help="flag differences above this percent of the billed cost (default 1)")
@@ -122,11 +124,24 @@ def _acting(user: str) -> Principal:
 def _reconcile(args: argparse.Namespace) -> int:
     """Every compared row (the default, without pandas: issue #9's half second), or sums by
     day, project or model (the page's summary)."""
-    from analytics.reconcile_rows import compared_rows, with_project_names
+    from analytics.reconcile_rows import (
+        DEFAULT_DAYS,
+        compared_rows,
+        recent_range,
+        with_project_names,
+    )
 
+    if args.all and (args.start or args.end):
+        raise ValueError("Ask for --all or for --start/--end, not both.")
     engine = get_engine(args.db)
-    compared = compared_rows(engine, SYSTEM, args.start, args.end, args.project,
-                             args.threshold_pct, args.min_usd)
+    start, end = args.start, args.end
+    if not (args.all or start or end):  # as the page opens: a year would be 100k lines
+        start, end = recent_range(engine, SYSTEM) or (None, None)
+        if start is not None:
+            print(f"The last {DEFAULT_DAYS} days of data: {start} to {end} (--all for all of "
+                  "time).", file=sys.stderr)
+    compared = compared_rows(engine, SYSTEM, start, end, args.project, args.threshold_pct,
+                             args.min_usd)
     if args.by == "row":
         named = with_project_names(engine, compared)
         hidden = {"unpriced", "tokens", *(("project_id", "models") if args.format == "table"
@@ -140,8 +155,8 @@ def _reconcile(args: argparse.Namespace) -> int:
     else:
         from analytics.reconcile import reconcile
 
-        frame = reconcile(engine, SYSTEM, args.start, args.end, args.project,
-                          args.threshold_pct, args.min_usd).summary([args.by])
+        frame = reconcile(engine, SYSTEM, start, end, args.project, args.threshold_pct,
+                          args.min_usd).summary([args.by])
         if args.flagged:
             frame = frame[frame["flagged"]]
         table = frame.assign(difference_pct=frame["difference_pct"].round(2))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import pandas as pd
 from sqlalchemy import Engine
@@ -19,10 +19,8 @@ from analytics.access import Principal
 from analytics.exports import Rows
 from analytics.grouping import group_sum, joined_text
 from analytics.memo import per_data_version, replayed
-from analytics.queries import data_range
-from analytics.reconcile_rows import compared_rows, judged, with_project_names
+from analytics.reconcile_rows import compared_rows, judged, recent_range, with_project_names
 
-DEFAULT_DAYS = 30  # the page opens on the last month of data
 _TYPES = {"flagged": bool, "unpriced": bool, "billed_usd": float, "estimated_usd": float,
           "difference_usd": float, "difference_pct": float, "tokens": "int64"}
 
@@ -104,12 +102,3 @@ def _reconciled(engine: Engine, principal: Principal, start: date | None, end: d
     if last_days is not None:
         start, end = recent_range(engine, principal, last_days) or (None, None)
     return compared_rows(engine, principal, start, end, project, threshold_pct, min_usd)
-
-
-def recent_range(engine: Engine, principal: Principal, days: int = DEFAULT_DAYS
-                 ) -> tuple[date, date] | None:
-    """The last ``days`` days of the data the principal sees; None when there is none."""
-    first, last = data_range(engine, principal)
-    if first is None or last is None:
-        return None
-    return max(first, last - timedelta(days=days - 1)), last

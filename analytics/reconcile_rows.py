@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -37,13 +37,14 @@ from analytics import spend_daily
 from analytics.access import Principal
 from analytics.exports import Rows
 from analytics.models import model_family
-from analytics.queries import display_name, display_names
+from analytics.queries import data_range, display_name, display_names
 
 MISSING_USAGE = "missing usage export"
 MISSING_COST = "missing cost export"
 UNPRICED = "unpriced model"
 PRICE_CHANGE = "price change"
 UNEXPLAINED = "unexplained difference"
+DEFAULT_DAYS = 30  # the page, and the CLI without dates, open on the last month of data
 
 KEYS = ["day", "provider", "project_id", "model"]
 # What ``compared_rows`` gives; ``with_project_names`` inserts ``project`` after project_id.
@@ -139,3 +140,12 @@ def with_project_names(engine: Engine, rows: Rows) -> Rows:
 
 def _nan(value: float | None) -> float:
     return NAN if value is None else value
+
+
+def recent_range(engine: Engine, principal: Principal, days: int = DEFAULT_DAYS
+                 ) -> tuple[date, date] | None:
+    """The last ``days`` days of the data the principal sees; None when there is none."""
+    first, last = data_range(engine, principal)
+    if first is None or last is None:
+        return None
+    return max(first, last - timedelta(days=days - 1)), last

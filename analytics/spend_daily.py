@@ -6,7 +6,8 @@ provider, project and one more dimension (``ROLLUP_DIMS``: none, model, API key 
 the token counts and the dollars already settled as a report settles them
 (``spend_estimates.settle``: billed cost, a key's share of its project's bill, a list-price
 estimate in a gap), with how each day was settled; a report is then one ``GROUP BY``
-(``report_rows``), without pandas.
+(``report_rows``), without pandas. Model rows also keep what reconciliation compares a bill
+with (``reconcile_rows``): the usage at the price in effect and at its neighbours.
 
 It is derived data, and it must never be stale when read:
 

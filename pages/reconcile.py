@@ -4,7 +4,8 @@ import streamlit as st
 
 from analytics.exports import to_csv
 from analytics.queries import data_range, projects
-from analytics.reconcile import DEFAULT_DAYS, recent_range, reconcile
+from analytics.reconcile import reconcile
+from analytics.reconcile_rows import DEFAULT_DAYS, recent_range
 from ui.charts import spend_over_time
 from ui.session import engine, money, principal
 

@@ -22,7 +22,8 @@ from analytics.insights import insights_report
 from analytics.keys import key_inventory
 from analytics.memo import clear_all, per_data_version, stale_calls
 from analytics.queries import spend
-from analytics.reconcile import DEFAULT_DAYS, reconcile
+from analytics.reconcile import reconcile
+from analytics.reconcile_rows import DEFAULT_DAYS
 from analytics.refresh import refresh, wait_idle, watch
 from analytics.series import data_version
 from analytics.spend_estimates import unpriced_usage
