@@ -121,19 +121,33 @@ def to_table(data: pd.DataFrame | Rows, money: tuple[str, ...] = ("cost_usd",)) 
     if not table.rows:
         return "(no rows)"
     columns = list(table.columns)
-    values = list(zip(*table.rows, strict=True))
-    cells = [[_cell(v, c in money) for v in column] for c, column in zip(columns, values,
-                                                                           strict=True)]
-    specs = []
-    for c, column, text in zip(columns, values, cells, strict=True):
+    specs, cells = [], []
+    for c, values in zip(columns, zip(*table.rows, strict=True), strict=True):
+        kinds = set(map(type, values))
+        text = _column_cells(values, kinds, c in money)
         width = max(len(c), *map(len, text))
-        specs.append(f"{{:{'>' if c in money or _numeric(column) else '<'}{width}}}")
+        right = c in money or _numeric(values, kinds)
+        specs.append(f"{{:{'>' if right else '<'}{width}}}")
+        cells.append(text)
     line = "  ".join(specs).format
     return "\n".join([line(*columns), *(line(*row) for row in zip(*cells, strict=True))])
 
 
-def _numeric(values: Sequence[Any]) -> bool:
-    """A column of numbers (missing cells aside, at least one number; flags are not)."""
+def _column_cells(values: Sequence[Any], kinds: set[type], money: bool) -> list[str]:
+    """A column's cells as text; one comprehension for the usual columns of one type."""
+    if kinds == {str}:
+        return list(values)
+    if kinds <= {float, type(None)}:  # a float's own formatting rounds as Decimal would
+        spec = ",.2f" if money else ""  # format(v, "") is str(v)
+        return ["" if v is None or v != v else format(v, spec) for v in values]
+    return [_cell(v, money) for v in values]
+
+
+def _numeric(values: Sequence[Any], kinds: set[type]) -> bool:
+    """A column of numbers (missing cells aside, at least one number; flags are not);
+    ``kinds``: the types of its values."""
+    if kinds <= {str, bool}:
+        return False
     present = [v for v in values if not _missing(v)]
     return bool(present) and all(isinstance(v, Number) and not isinstance(v, bool)
                                  for v in present)

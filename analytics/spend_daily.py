@@ -386,7 +386,8 @@ def reconcile_rows(engine: Engine, principal: Principal, start: date | None = No
     refresh(engine)
     rollup = SpendDaily.__table__
     query = select(
-        rollup.c.day, rollup.c.provider, rollup.c.project_id, rollup.c.value,
+        cast(rollup.c.day, String),  # ISO text on both backends, not parsed to a date
+        rollup.c.provider, rollup.c.project_id, rollup.c.value,
         case((rollup.c.billed == 1, rollup.c.amount)),
         *(rollup.c[c] for c in RECONCILE_COLUMNS[:3]),
         rollup.c.input_tokens + rollup.c.output_tokens,
@@ -394,7 +395,7 @@ def reconcile_rows(engine: Engine, principal: Principal, start: date | None = No
     ).where(rollup.c.dim == "model", *_filters(rollup, start, end, projects, None))
     with engine.connect() as conn:
         found = conn.execute(query).all()
-    return Rows(RECONCILE_ROWS, [(_key_text(r[0]), *r[1:]) for r in found])
+    return Rows(RECONCILE_ROWS, [tuple(r) for r in found])
 
 
 def _rows_of(dim: str) -> list[ColumnElement[bool]]:
