@@ -137,6 +137,8 @@ def _column_cells(values: Sequence[Any], kinds: set[type], money: bool) -> list[
     """A column's cells as text; one comprehension for the usual columns of one type."""
     if kinds == {str}:
         return list(values)
+    if kinds == {bool}:
+        return list(map(str, values))
     if kinds <= {float, type(None)}:  # a float's own formatting rounds as Decimal would
         spec = ",.2f" if money else ""  # format(v, "") is str(v)
         return ["" if v is None or v != v else format(v, spec) for v in values]
