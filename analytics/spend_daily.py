@@ -84,6 +84,7 @@ from analytics.store import (
     SpendDaily,
     SpendDailyDirty,
     Usage,
+    driver_call,
 )
 
 # Rollup dimension -> the usage/cost column holding its value (None: project level only).
@@ -198,16 +199,24 @@ ROLLUP_COLUMNS = ["dim", "day", "provider", "project_id", "value", "amount", "bi
 
 def _write(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     """Insert rollup rows through the driver: SQLAlchemy's per-row parameter handling cost
-    more than the insert itself. Money is bound as the store keeps it (``Money``)."""
+    more than the insert itself; on PostgreSQL by ``COPY`` (one insert per row, even
+    pipelined, took a third of a rebuild). Money is bound as the store keeps it (``Money``)."""
     if not rows:
         return
     money = Money()
     at = ROLLUP_COLUMNS.index("amount")
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     bound = [(*r[:at], money.process_bind_param(r[at], conn.dialect), *r[at + 1:])
              for r in rows]
-    conn.exec_driver_sql(f"INSERT INTO spend_daily ({', '.join(ROLLUP_COLUMNS)}) VALUES "
-                         f"({', '.join([mark] * len(ROLLUP_COLUMNS))})", bound)
+    columns = ", ".join(ROLLUP_COLUMNS)
+    if conn.dialect.name == "postgresql":
+        statement = f"COPY spend_daily ({columns}) FROM STDIN"
+        raw = conn.connection.driver_connection
+        with driver_call(conn, statement), raw.cursor() as cur, cur.copy(statement) as copy:
+            for row in bound:
+                copy.write_row(row)
+        return
+    conn.exec_driver_sql(f"INSERT INTO spend_daily ({columns}) VALUES "  # SQLite: qmark
+                         f"({', '.join(['?'] * len(ROLLUP_COLUMNS))})", bound)
 
 
 RAW_COLUMNS = ["usage", "day", "provider", "project_id", "value", "billed", "org_billed",

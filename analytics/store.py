@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     Date,
     DateTime,
     Dialect,
@@ -81,6 +84,18 @@ class Money(TypeDecorator[Decimal]):
         if dialect.name == "sqlite":
             return Decimal(int(value)).scaleb(-9)
         return Decimal(value)
+
+
+@contextmanager
+def driver_call(conn: Connection, statement: str) -> Iterator[None]:
+    """Raise what the driver raises as SQLAlchemy would have (``DBAPIError``), so a full disk
+    or a lost server reaches the plain-words message: the bulk paths (an import's rows, the
+    spend rollup's) call the driver directly."""
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    try:
+        yield
+    except dbapi_error as exc:
+        raise DBAPIError.instance(statement, None, exc, dbapi_error) from exc
 
 
 class Base:

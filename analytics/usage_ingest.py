@@ -31,7 +31,6 @@ from __future__ import annotations
 import io
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, datetime
 from itertools import chain, islice
 from typing import Any
@@ -41,13 +40,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 from sqlalchemy import Connection, text
-from sqlalchemy.exc import DBAPIError
 
 from analytics.import_scope import scope_clause
 from analytics.importers import ImportFailure, ParsedFile
 from analytics.importers.base import FastPathDeclined, text_problem
 from analytics.prefetch import prefetched
-from analytics.store import Usage
+from analytics.store import Usage, driver_call
 from analytics.usage_columns import COUNT_COLUMNS, STORED, batch_from_rows, key_hashes
 
 CHUNK = 20_000  # rows per batch when packing rows from a row-by-row reader
@@ -181,7 +179,7 @@ def _stored_twins(conn: Connection, parsed: ParsedFile, newest_before: int,
         f"AND project_id IN ({', '.join(f':p{i}' for i in range(len(projects)))})"), params)
     # Straight from the driver's tuples into numpy: no Row object per stored row.
     width = 2 + len(COUNT_COLUMNS)
-    with _driver_call(conn, "SELECT key_hash ... FROM usage"):
+    with driver_call(conn, "SELECT key_hash ... FROM usage"):
         stored = np.fromiter(chain.from_iterable(result.cursor),
                              dtype=np.int64).reshape(-1, width)
     result.close()
@@ -237,18 +235,6 @@ def _plain(column: pa.ChunkedArray) -> list[Any]:
     return array.to_pylist()
 
 
-@contextmanager
-def _driver_call(conn: Connection, statement: str) -> Iterator[None]:
-    """Raise what the driver raises as SQLAlchemy would have (``DBAPIError``), so a full disk
-    or a lost server reaches the import's plain-words message: the bulk paths call the driver
-    directly."""
-    dbapi_error = conn.dialect.loaded_dbapi.Error
-    try:
-        yield
-    except dbapi_error as exc:
-        raise DBAPIError.instance(statement, None, exc, dbapi_error) from exc
-
-
 def _sqlite_insert(conn: Connection, batch: pa.Table, hashes: np.ndarray,
                    import_id: int) -> None:
     """The batch as multi-row ``INSERT ... VALUES (...), (...)`` statements.
@@ -287,7 +273,7 @@ def _sqlite_insert(conn: Connection, batch: pa.Table, hashes: np.ndarray,
 
     cursor = raw.cursor()
     try:
-        with _driver_call(conn, "INSERT INTO usage ..."):
+        with driver_call(conn, "INSERT INTO usage ..."):
             if whole:
                 cursor.executemany(statement(per_statement),
                                    (flat[at:at + width] for at in range(0, whole, width)))
@@ -311,7 +297,7 @@ def _copy_insert(conn: Connection, batch: pa.Table, hashes: np.ndarray,
         include_header=False, quoting_style="all_valid"))
     statement = f"COPY usage (import_id, {', '.join(_INSERTED)}) FROM STDIN (FORMAT csv)"
     raw = conn.connection.driver_connection
-    with _driver_call(conn, statement), raw.cursor() as cur, cur.copy(statement) as copy:
+    with driver_call(conn, statement), raw.cursor() as cur, cur.copy(statement) as copy:
         copy.write(buffer.getbuffer())
 
 
