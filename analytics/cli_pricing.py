@@ -136,10 +136,10 @@ def _reconcile(args: argparse.Namespace) -> int:
     engine = get_engine(args.db)
     start, end = args.start, args.end
     if not (args.all or start or end):  # as the page opens: a year would be 100k lines
-        start, end = recent_range(engine, SYSTEM) or (None, None)
+        start, end = recent_range(engine, SYSTEM, project=args.project) or (None, None)
         if start is not None:
-            print(f"The last {DEFAULT_DAYS} days of data: {start} to {end} (--all for all of "
-                  "time).", file=sys.stderr)
+            print(f"{start} to {end}: the last {DEFAULT_DAYS} days of data at most (--all "
+                  "for all of time).", file=sys.stderr)
     compared = compared_rows(engine, SYSTEM, start, end, args.project, args.threshold_pct,
                              args.min_usd)
     if args.by == "row":
@@ -153,10 +153,10 @@ def _reconcile(args: argparse.Namespace) -> int:
             [tuple(round(r[i], 2) if i == pct else r[i] for i in shown)
              for r in named.rows if r[flagged] or not args.flagged])
     else:
-        from analytics.reconcile import reconcile
+        from analytics.reconcile import reconciliation
 
-        frame = reconcile(engine, SYSTEM, start, end, args.project, args.threshold_pct,
-                          args.min_usd).summary([args.by])
+        frame = reconciliation(with_project_names(engine, compared), args.threshold_pct,
+                               args.min_usd).summary([args.by])
         if args.flagged:
             frame = frame[frame["flagged"]]
         table = frame.assign(difference_pct=frame["difference_pct"].round(2))

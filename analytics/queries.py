@@ -251,9 +251,11 @@ def total_cost(engine: Engine, principal: Principal, start: date | None = None,
     return value if value is not None else Decimal(0)
 
 
-def data_range(engine: Engine, principal: Principal) -> tuple[date | None, date | None]:
-    """First and last day with any cost or usage the principal may see."""
-    projects = visible_projects(engine, principal, None)
+def data_range(engine: Engine, principal: Principal,
+               project: str | Sequence[str] | None = None) -> tuple[date | None, date | None]:
+    """First and last day with any cost or usage the principal may see (of ``project``
+    when given)."""
+    projects = visible_projects(engine, principal, project)
     lo: list[date] = []
     hi: list[date] = []
     with engine.connect() as conn:

@@ -88,7 +88,12 @@ def reconcile(engine: Engine, principal: Principal, start: date | None = None,
         prices = spend_daily.price_version(conn)
     rows = _reconciled(engine, principal, start, end, asked, threshold_pct, min_usd, prices,
                        last_days)
-    named = with_project_names(engine, rows)  # renaming a project is no new data version
+    # Names are looked up on every call: renaming a project is no new data version.
+    return reconciliation(with_project_names(engine, rows), threshold_pct, min_usd)
+
+
+def reconciliation(named: Rows, threshold_pct: float, min_usd: float) -> Reconciliation:
+    """``compared_rows`` with project names (``with_project_names``) as a frame."""
     frame = pd.DataFrame(list(named.rows), columns=list(named.columns))
     return Reconciliation(frame.astype(_TYPES), threshold_pct, min_usd)
 

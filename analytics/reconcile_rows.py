@@ -142,10 +142,11 @@ def _nan(value: float | None) -> float:
     return NAN if value is None else value
 
 
-def recent_range(engine: Engine, principal: Principal, days: int = DEFAULT_DAYS
-                 ) -> tuple[date, date] | None:
-    """The last ``days`` days of the data the principal sees; None when there is none."""
-    first, last = data_range(engine, principal)
+def recent_range(engine: Engine, principal: Principal, days: int = DEFAULT_DAYS,
+                 project: str | Sequence[str] | None = None) -> tuple[date, date] | None:
+    """The last ``days`` days of the data the principal sees (of ``project`` when given);
+    None when there is none."""
+    first, last = data_range(engine, principal, project)
     if first is None or last is None:
         return None
     return max(first, last - timedelta(days=days - 1)), last

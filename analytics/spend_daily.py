@@ -64,6 +64,7 @@ from analytics.access import Principal
 from analytics.exports import Rows
 from analytics.queries import (
     NAMED,
+    PRICING_KEYS,
     TOKEN_COLUMNS,
     _dimension,
     _filters,
@@ -237,7 +238,9 @@ def _on_days(table: Any, days: list[date] | None) -> list[ColumnElement[bool]]:
 
 
 def _fill_rates(conn: Connection, days: list[date] | None) -> None:
-    """The temporary table of per-token rates for every priced combination in ``days``."""
+    """The temporary table of per-token rates for every combination in ``days`` (NULL rates
+    and the reason where the book cannot price it), at the price in effect and at the ones
+    before and after it."""
     from analytics.price_store import current_book
     from analytics.pricing import shifted_book, unit_rates
 
@@ -272,24 +275,31 @@ def _raw(dim: str, days: list[date] | None, dialect: str) -> Any:
     (``usage`` 1), and the effective USD cost summed (``usage`` 0), at most one row of each
     per group; ``spend_estimates.settled_rows`` settles them. For models, also what
     reconciliation needs: the usage priced at the neighbouring prices, and why some of it
-    could not be priced (the first reason in alphabetical order)."""
+    could not be priced (the first reason in code-point order).
+
+    Usage is priced per pricing group (day, provider, project, model, batch and tier, plus
+    ``dim``'s column) from its summed counts, as ``estimate_cost`` prices the rows of
+    ``queries.usage_for_pricing``: a row with odd counts (more cached than input) within a
+    group whose sums are sound is priced with it, the same in every report."""
     usage, cost = Usage.__table__, Cost.__table__
     column = ROLLUP_DIMS[dim]
+    keys = [usage.c[k] for k in PRICING_KEYS]
+    extra = [usage.c[column]] if column and column not in PRICING_KEYS else []
+    u = (select(*keys, *extra, *(func.sum(usage.c[c]).label(c) for c in TOKEN_COLUMNS))
+         .where(*_on_days(usage, days)).group_by(*keys, *extra)
+         .subquery("pricing_groups").c)
     rates = _rates  # a shorter name for the many references below
-    joined = usage.outerjoin(rates, and_(
-        rates.c.day == usage.c.day, rates.c.provider == usage.c.provider,
-        rates.c.model == usage.c.model, rates.c.service_tier == usage.c.service_tier,
-        rates.c.batch == usage.c.batch))
-    negative = or_(usage.c.input_tokens < 0, usage.c.cached_input_tokens < 0,
-                   usage.c.output_tokens < 0)
-    too_cached = usage.c.cached_input_tokens > usage.c.input_tokens
+    joined = u.day.table.outerjoin(rates, and_(
+        rates.c.day == u.day, rates.c.provider == u.provider, rates.c.model == u.model,
+        rates.c.service_tier == u.service_tier, rates.c.batch == u.batch))
+    negative = or_(u.input_tokens < 0, u.cached_input_tokens < 0, u.output_tokens < 0)
+    too_cached = u.cached_input_tokens > u.input_tokens
 
     def priced_sum(suffix: str) -> ColumnElement[Any]:
         """Usage dollars at the rates of ``suffix`` (``PRICES``); NULL when none priced."""
-        estimate = ((usage.c.input_tokens - usage.c.cached_input_tokens)
-                    * rates.c[f"input_rate{suffix}"]
-                    + usage.c.cached_input_tokens * rates.c[f"cached_rate{suffix}"]
-                    + usage.c.output_tokens * rates.c[f"output_rate{suffix}"])
+        estimate = ((u.input_tokens - u.cached_input_tokens) * rates.c[f"input_rate{suffix}"]
+                    + u.cached_input_tokens * rates.c[f"cached_rate{suffix}"]
+                    + u.output_tokens * rates.c[f"output_rate{suffix}"])
         priced = and_(rates.c[f"input_rate{suffix}"].is_not(None), not_(negative),
                       not_(too_cached))
         return func.sum(case((priced, estimate)))
@@ -298,21 +308,22 @@ def _raw(dim: str, days: list[date] | None, dialect: str) -> Any:
                    func.coalesce(func.nullif(rates.c.reason, ""), "no price")),
                   (negative, "negative token count"),
                   (too_cached, "cached tokens exceed input tokens"))
+    if dialect == "postgresql":  # the first in code-point order, as on SQLite and in Python
+        reason = reason.collate("C")
     for_models = dim == "model"
-    u_keys = [usage.c.day, usage.c.provider, usage.c.project_id,
-              *([usage.c[column]] if column else [])]
+    u_keys = [u.day, u.provider, u.project_id, *([u[column]] if column else [])]
     from_usage = (
         select(literal(1).label("usage"), *u_keys[:3],
                (u_keys[3] if column else literal("")).label("value"),
                cast(null(), Money).label("billed"),
                literal(0).label("org_billed"),
-               *(func.sum(usage.c[c]).label(c) for c in TOKEN_COLUMNS),
+               *(func.sum(u[c]).label(c) for c in TOKEN_COLUMNS),
                priced_sum("").label("estimate"),
-               _names(case((reason.is_not(None), usage.c.model)), dialect).label("unpriced"),
+               _names(case((reason.is_not(None), u.model)), dialect).label("unpriced"),
                *(priced_sum(suffix) if for_models else cast(null(), Float)
                  for suffix in PRICES[1:]),
                func.min(reason) if for_models else cast(null(), String))
-        .select_from(joined).where(*_on_days(usage, days)).group_by(*u_keys))
+        .select_from(joined).group_by(*u_keys))
     c_keys = [cost.c.day, cost.c.provider, cost.c.project_id,
               *([cost.c[column]] if column else [])]
     from_cost = (
@@ -395,7 +406,7 @@ def reconcile_rows(engine: Engine, principal: Principal, start: date | None = No
     refresh(engine)
     rollup = SpendDaily.__table__
     query = select(
-        cast(rollup.c.day, String),  # ISO text on both backends, not parsed to a date
+        _day_text(rollup.c.day, engine.dialect.name),  # not parsed to a date and back
         rollup.c.provider, rollup.c.project_id, rollup.c.value,
         case((rollup.c.billed == 1, rollup.c.amount)),
         *(rollup.c[c] for c in RECONCILE_COLUMNS[:3]),
@@ -405,6 +416,13 @@ def reconcile_rows(engine: Engine, principal: Principal, start: date | None = No
     with engine.connect() as conn:
         found = conn.execute(query).all()
     return Rows(RECONCILE_ROWS, [tuple(r) for r in found])
+
+
+def _day_text(day: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
+    """A day as ISO text: SQLite keeps it so; PostgreSQL's own text follows its DateStyle."""
+    if dialect == "postgresql":
+        return func.to_char(day, "YYYY-MM-DD")
+    return cast(day, String)
 
 
 def _rows_of(dim: str) -> list[ColumnElement[bool]]:

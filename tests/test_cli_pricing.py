@@ -165,18 +165,24 @@ def test_prices_add_bad_value_is_a_plain_error(db, capsys):
 
 
 def test_reconcile_defaults_to_the_last_month_of_data(engine, db_url, tmp_path, capsys):
-    """Without dates the report covers the last 30 days of data, as the page opens, and
-    says so; ``--all`` covers all of time; both at once is refused."""
+    """Without dates the report covers the last 30 days of data (of the project asked
+    for), as the page opens, and says so; ``--all`` covers all of time; both at once is
+    refused."""
     day = D2 + timedelta(days=40)
     import_exports(engine, tmp_path, [usage(D1, PROD, GPT4O, *BUCKET),
-                                      usage(day, PROD, GPT4O, *BUCKET)],
+                                      usage(day, PROD, GPT4O, *BUCKET),
+                                      usage(D1, RESEARCH, GPT4O, *BUCKET)],
                    [(D1, PROD, f"{GPT4O}, input", "3.25"), (day, PROD, f"{GPT4O}, input", "3.25")])
     code, out, err = run(capsys, "reconcile", "--db", db_url, "--format", "csv")
     assert code == 0
     assert {line.split(",")[0] for line in out.splitlines()[1:]} == {day.isoformat()}
-    assert f"The last 30 days of data: {day - timedelta(days=29)} to {day}" in err
+    assert f"{day - timedelta(days=29)} to {day}: the last 30 days of data" in err
     code, out, _ = run(capsys, "reconcile", "--db", db_url, "--format", "csv", "--all")
     assert {line.split(",")[0] for line in out.splitlines()[1:]} == {D1.isoformat(),
                                                                      day.isoformat()}
+    # A project's own last days: its data stopped long before the others'.
+    code, out, _ = run(capsys, "reconcile", "--db", db_url, "--format", "csv", "--project",
+                       RESEARCH)
+    assert {line.split(",")[0] for line in out.splitlines()[1:]} == {D1.isoformat()}
     code, _, err = run(capsys, "reconcile", "--db", db_url, "--all", "--start", "2026-09-01")
     assert code == 1 and "not both" in err

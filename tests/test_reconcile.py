@@ -211,13 +211,17 @@ def _priced_per_family(engine, book):
 
 def test_estimates_equal_pricing_every_usage_row(engine, tmp_path):
     """Two snapshots of one family, a price change between the days, a bucket with more
-    cached than input tokens and a model nobody prices: the rollup's figures (at the price
-    in effect, before and after it) are the book's, row by row."""
+    cached than input tokens, and a model nobody prices: the rollup's figures (at the price
+    in effect, before and after it) are the book's, pricing group by pricing group."""
     import_exports(engine, tmp_path, [
         usage(D1, PROD, GPT4O, *BUCKET), usage(D1, PROD, "gpt-4o", 300_000, 0, 7_000),
         usage(D2, PROD, GPT4O, *BUCKET), usage(D2, PROD, "gpt-4o", 10, 20, 30),
         usage(D2, BATCH, MINI, 1_000_000, 0, 1_000_000, batch=True),
         usage(D1, RESEARCH, "mystery-model-1", 500, 0, 50),
+        # Two keys in one pricing group: one row alone has more cached than input, the
+        # group's sums do not, so the group is priced (as estimate_cost prices the sums).
+        usage(D1, BATCH, MINI, 100, 300, 10),
+        {**usage(D1, BATCH, MINI, 1_000, 0, 10), "api_key_id": "key_other"},
     ], [(D1, PROD, f"{GPT4O}, input", "4.00"), (D2, PROD, f"{GPT4O}, input", "3.00"),
         (D1, RESEARCH, "mystery-model-1, input", "0.10")])
     add_price(engine, OWNER, {"provider": "openai", "family": "gpt-4o",
@@ -231,6 +235,7 @@ def test_estimates_equal_pricing_every_usage_row(engine, tmp_path):
     assert used["estimated_usd"].fillna(0).to_numpy() == pytest.approx(
         estimates.fillna(0).to_numpy(), abs=1e-9)
     assert list(used["unpriced"]) == list(reasons.notna())
+    assert not _row(rows, D1, BATCH, "gpt-5-mini")["unpriced"]
     assert _row(rows, D2, PROD, "gpt-4o")["reason"] == (
         f"{UNPRICED}: cached tokens exceed input tokens")
     assert _row(rows, D1, RESEARCH, "mystery-model-1")["reason"] == (
