@@ -40,6 +40,7 @@ from sqlalchemy import (
     Date,
     Engine,
     Float,
+    Index,
     MetaData,
     String,
     Table,
@@ -102,6 +103,8 @@ _rates = Table(
     Column("day", Date), Column("provider", String(32)), Column("model", String(128)),
     Column("service_tier", String(32)), Column("batch", Boolean), Column("reason", Text),
     *(Column(f"{rate}{suffix}", Float) for suffix in PRICES for rate in _RATE_NAMES),
+    # The join's key: without it SQLite may scan the table for every pricing group.
+    Index("spend_daily_rates_key", "day", "provider", "model", "service_tier", "batch"),
     prefixes=["TEMPORARY"])
 
 
