@@ -104,3 +104,14 @@ def shot(page, name: str) -> Path:
     page.wait_for_timeout(800)
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def log_in(page, username: str, password: str) -> None:
+    """Fill and send the login form, found as the form that holds the "Log in" button: while
+    Streamlit reruns, the previous screen's fields (the first-run form's "Username") can
+    still be on the page beside it."""
+    form = page.locator("[data-testid='stForm']").filter(
+        has=page.get_by_role("button", name="Log in"))
+    form.get_by_label("Username").fill(username)
+    form.get_by_role("textbox", name="Password", exact=True).fill(password)
+    form.get_by_role("button", name="Log in").click()

@@ -7,7 +7,7 @@ import re
 
 from analytics import auth
 from analytics.store import get_engine
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import log_in, shot
 from ui.nav import PAGES, ROOT
 
 
@@ -21,9 +21,7 @@ def test_every_page_on_the_demo_org(server, browser_page):
     page = browser_page
     page.goto(server.url)
     page.get_by_role("button", name="Log in").wait_for()
-    page.get_by_label("Username").fill("owner")
-    page.get_by_role("textbox", name="Password", exact=True).fill("owner-pass-12")
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, "owner", "owner-pass-12")
     page.get_by_role("link", name="Import").click()
     page.get_by_role("button", name="Load the demo organisation").click()
     page.get_by_text("Demo loaded").wait_for(timeout=180_000)

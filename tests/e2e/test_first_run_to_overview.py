@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from tests.conftest import SHARED_SAMPLES
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import log_in, shot
 
 
 def _exports(tmp: Path) -> tuple[list[Path], Decimal, str]:
@@ -63,11 +63,9 @@ def test_first_run_login_upload_overview(server, browser_page, tmp_path):
 
     page.get_by_role("button", name="Log in").wait_for()
     page.get_by_text("Welcome to Burnrate").wait_for(state="detached")
-    page.get_by_label("Username").fill("finance")
-    page.get_by_role("textbox", name="Password", exact=True).fill("correct-horse-9")
-    shot(page, "02_login")
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, "finance", "correct-horse-9")
     page.get_by_text("No data yet").wait_for()
+    shot(page, "02_logged_in")
 
     page.get_by_role("link", name="Import").click()
     page.get_by_text("Import exports").wait_for()
