@@ -43,7 +43,7 @@ from analytics.budgets import (
 from analytics.forecast import ForecastError, ForecastResult
 from analytics.forecasting import forecast_scopes
 from analytics.org import get_setting, set_setting
-from analytics.store import AlertRow
+from analytics.store import AlertRow, write_transaction
 
 SOURCE = "budget"
 TIMEOUT_SECONDS = 10
@@ -137,7 +137,7 @@ def record(engine: Engine, checks: list[BudgetCheck]) -> list[RaisedAlert]:
     once = insert.on_conflict_do_nothing(index_elements=[table.c.key],
                                          index_where=table.c.source == SOURCE
                                          ).returning(table.c.key)
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         return [alert for key, alert in firing.items() if conn.execute(once.values(
             at=now, source=SOURCE, level=alert.level, key=key, message=alert.message,
             delivered="app")).first() is not None]
@@ -297,7 +297,7 @@ def deliver(engine: Engine, alerts: list[RaisedAlert],
             outcomes.append("email: sent")
             channels.append("email")
     table = AlertRow.__table__
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         conn.execute(update(table).where(table.c.key.in_([a.key for a in alerts]))
                      .values(delivered=", ".join(channels)[:128]))
     return outcomes

@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, select
 
 from analytics.queries import rows_frame
-from analytics.store import AuditEntry
+from analytics.store import AuditEntry, write_transaction
 
 
 def _json(value: Any) -> str | None:
@@ -47,7 +47,7 @@ def record(conn: Connection, username: str, action: str, target: str,
 def record_now(engine: Engine, username: str, action: str, target: str,
                before: Any = None, after: Any = None) -> None:
     """Append one audit row in its own transaction (logins, failed logins)."""
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         record(conn, username, action, target, before, after)
 
 

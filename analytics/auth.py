@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine, Row, and_, delete, func, or_, select,
 
 from analytics import audit
 from analytics.access import ROLES, Principal, Role
-from analytics.store import AuditEntry, Setting, User
+from analytics.store import AuditEntry, Setting, User, write_transaction
 
 MAX_FAILURES = 5  # in a row, for one username
 MAX_CLIENT_FAILURES = 20  # from one client, whatever the usernames
@@ -101,7 +101,7 @@ def add_user(engine: Engine, username: str, name: str, email: str, password: str
         raise UserError("A username is 1-64 letters, digits, '.', '-', '_' or '@'.")
     role = _check_role(role)
     hashed = hash_password(password)
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         if conn.execute(select(User.username).where(User.username == username)).first():
             raise UserError(f"A user named '{username}' exists already.")
         conn.execute(User.__table__.insert().values(
@@ -140,7 +140,7 @@ def _owners(conn, excluding: str) -> int:  # noqa: ANN001 - a Connection
 def set_role(engine: Engine, username: str, role: str, actor: str = "system") -> None:
     """Change a role; the last Owner cannot be demoted (nobody could manage users then)."""
     role = _check_role(role)
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         current = conn.execute(select(User.role).where(User.username == username)).scalar()
         if current is None:
             raise UserError(f"No user named '{username}'.")
@@ -153,7 +153,7 @@ def set_role(engine: Engine, username: str, role: str, actor: str = "system") ->
 def set_projects(engine: Engine, username: str, projects: list[str] | None,
                  actor: str = "system") -> None:
     """Limit a user to some projects (None: all of them)."""
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         before = conn.execute(select(User.projects).where(User.username == username)).first()
         if before is None:
             raise UserError(f"No user named '{username}'.")
@@ -164,7 +164,7 @@ def set_projects(engine: Engine, username: str, projects: list[str] | None,
 
 
 def remove_user(engine: Engine, username: str, actor: str = "system") -> None:
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         current = conn.execute(select(User.role).where(User.username == username)).scalar()
         if current is None:
             raise UserError(f"No user named '{username}'.")
@@ -264,7 +264,7 @@ def authenticate(engine: Engine, username: str, password: str, client: str = LOC
     """
     now = now or _now()
     name, client = _printable(username, 64), _printable(client, 64) or LOCAL_CLIENT
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         user = conn.execute(select(User).where(User.username == name)).first()
         owner = user is not None and user.role == "owner"
         seen = _attempts(conn, name, client, now)
@@ -292,7 +292,7 @@ def authenticate(engine: Engine, username: str, password: str, client: str = LOC
 def reset_password(engine: Engine, username: str, password: str,
                    actor: str = "system") -> None:
     hashed = hash_password(password)
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         done = conn.execute(update(User).where(User.username == username).values(
             password_hash=hashed)).rowcount
         if not done:
@@ -323,7 +323,7 @@ def issue_setup_token(engine: Engine) -> str | None:
         return None
     token = secrets.token_urlsafe(24)
     digest = hashlib.sha256(token.encode()).hexdigest()
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         conn.execute(delete(Setting).where(Setting.key == SETUP_TOKEN_KEY))
         conn.execute(Setting.__table__.insert().values(key=SETUP_TOKEN_KEY, value=digest))
     return token
@@ -340,7 +340,7 @@ def create_first_owner(engine: Engine, token: str, username: str, name: str, ema
         raise UserError("That setup token is not valid. Use the token printed in the console "
                         "where the app was started.")
     user = add_user(engine, username, name, email, password, "owner", actor="setup")
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         conn.execute(delete(Setting).where(Setting.key == SETUP_TOKEN_KEY))
     return user
 

@@ -27,7 +27,7 @@ from analytics.access import Principal
 from analytics.budgets import Budget, BudgetError, Threshold
 from analytics.org import ENVIRONMENTS
 from analytics.queries import projects
-from analytics.store import BudgetRow
+from analytics.store import BudgetRow, write_transaction
 
 MAX_NAME = 128
 
@@ -128,7 +128,7 @@ def save_budget(engine: Engine, principal: Principal, budget: Budget,
         raise BudgetError("A budget name cannot start or end with spaces.")
     _check_scope(engine, principal, budget.scope)
     table = BudgetRow.__table__
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         old = conn.execute(select(table).where(table.c.name == name)).first()
         if old is not None and not replace:
             raise BudgetError(f"A budget named '{name}' exists already; choose another name "
@@ -146,7 +146,7 @@ def save_budget(engine: Engine, principal: Principal, budget: Budget,
 def delete_budget(engine: Engine, principal: Principal, name: str) -> None:
     principal.require("delete budgets", owner_only=True)
     table = BudgetRow.__table__
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         old = conn.execute(select(table).where(table.c.name == name)).first()
         if old is None:
             raise BudgetError(f"There is no budget named '{name}'.")

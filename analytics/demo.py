@@ -298,10 +298,10 @@ def load_demo(engine: Engine, seed: int = 7, days: int = 365,
 
 def _label_environments(engine: Engine, org: SimOrg) -> None:
     """The demo's projects come with environment labels, as an Owner would set them."""
-    from analytics.store import Project
+    from analytics.store import Project, write_transaction
 
     table = Project.__table__
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         for p in org.projects:
             conn.execute(table.update().where(
                 table.c.provider == "openai", table.c.project_id == p.project_id,

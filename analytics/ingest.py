@@ -47,6 +47,7 @@ from analytics.store import (
     StoreError,
     Usage,
     explain,
+    write_transaction,
 )
 from analytics.usage_ingest import CHUNK, write_usage
 
@@ -365,7 +366,7 @@ def fact_transaction(engine: Engine) -> Iterator[Connection]:
     lock, so two imports (or an import and a deletion) at once queue instead of each missing
     the other's rows.
     """
-    with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
+    with write_transaction(engine) as conn:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({FACT_LOCK})")
         yield conn

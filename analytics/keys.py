@@ -27,7 +27,7 @@ from analytics.memo import per_data_version, replayed
 from analytics.price_store import current_book
 from analytics.pricing import PriceBook, estimate_cost
 from analytics.queries import data_range, projects, rows_frame, usage_for_pricing, visible_projects
-from analytics.store import ApiKey, KeyNote, Usage
+from analytics.store import ApiKey, KeyNote, Usage, write_transaction
 
 STALE_AFTER_DAYS = 30
 RECENT_DAYS = 30
@@ -177,7 +177,7 @@ def add_note(engine: Engine, principal: Principal, api_key_id: str, owner: str =
                                f"{_TEXT_LIMIT} fit.")
     _require_visible_key(engine, principal, provider, api_key_id)
     table = KeyNote.__table__
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         previous = conn.execute(
             select(table.c.owner, table.c.service, table.c.note)
             .where(table.c.provider == provider, table.c.api_key_id == api_key_id)

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, delete, select, update
 from analytics import audit
 from analytics.access import Principal
 from analytics.series import bump_data_version
-from analytics.store import Project, Setting
+from analytics.store import Project, Setting, write_transaction
 
 ENVIRONMENTS = ("Development", "Staging", "Production", "Analytics")
 DEFAULTS = {"org_name": "My organisation", "anchor_day": "1"}
@@ -30,7 +30,7 @@ def set_setting(engine: Engine, principal: Principal, key: str, value: str,
     carries its own access token) is audited as its scheme and host only: the audit log is
     read and exported by people who must not be able to post to the channel."""
     principal.require("change organisation settings", owner_only=True)
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         before = conn.execute(select(Setting.value).where(Setting.key == key)).scalar()
         conn.execute(delete(Setting).where(Setting.key == key))
         conn.execute(Setting.__table__.insert().values(key=key, value=value))
@@ -68,7 +68,7 @@ def label_project(engine: Engine, principal: Principal, provider: str, project_i
     principal.require("rename projects or change environments", owner_only=True)
     after = {"name": (name or "").strip() or None,
              "environment": (environment or "").strip() or None}
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         row = conn.execute(select(Project.name, Project.environment).where(
             Project.provider == provider, Project.project_id == project_id)).first()
         if row is None:

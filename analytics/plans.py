@@ -32,7 +32,7 @@ from analytics import audit
 from analytics.access import AccessDenied, Principal
 from analytics.allocation import Plan, PlanError, allocate
 from analytics.budgets import Period
-from analytics.store import NamedDocument
+from analytics.store import NamedDocument, write_transaction
 
 KIND = "plan"
 MAX_NAME = 128
@@ -80,7 +80,7 @@ def save_plan(engine: Engine, principal: Principal, plan: Plan, period: str,
     name = _checked_name(plan.name)
     period = _checked_period(period)
     body = {**plan.to_dict(), "name": name}
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         before = _row(conn, name)
         if before is not None and not replace:
             raise PlanError(f"A plan named '{name}' exists already; choose another name or "
@@ -110,7 +110,7 @@ def activate_plan(engine: Engine, principal: Principal, name: str,
     active plan becomes a draft. ``weights`` are the proportional weights the plan will be
     allocated with: a plan that cannot be allocated is refused with what is wrong."""
     principal.require("activate allocation plans", owner_only=True)
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         row = _row(conn, name)
         if row is None:
             raise PlanError(f"There is no saved plan named '{name}'.")
@@ -133,7 +133,7 @@ def activate_plan(engine: Engine, principal: Principal, name: str,
 def delete_plan(engine: Engine, principal: Principal, name: str) -> None:
     """Delete a saved plan; Members may delete drafts, only an Owner the active plan."""
     principal.require("delete allocation plans")
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         row = _row(conn, name)
         if row is None:
             raise PlanError(f"There is no saved plan named '{name}'.")

@@ -26,7 +26,7 @@ from sqlalchemy import Engine, select
 from analytics import audit
 from analytics.access import Principal
 from analytics.pricing import PRICE_COLUMNS, Price, PriceBook, PriceBookError, load_price_book
-from analytics.store import PriceRow
+from analytics.store import PriceRow, write_transaction
 
 # The store keeps rates as Numeric(20, 6) and the batch discount as Numeric(6, 4); a value
 # with more decimals would be rounded silently, so it is refused instead.
@@ -59,7 +59,7 @@ def add_price(engine: Engine, principal: Principal, row: Mapping[str, Any]) -> P
         "batch_discount": price.batch_discount, "unit": price.unit, "source": price.source,
         "source_date": price.source_date,
     }
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         before = _latest_for_key(conn, price)
         conn.execute(PriceRow.__table__.insert().values(
             **values, created_by=principal.username,

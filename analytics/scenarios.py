@@ -47,7 +47,7 @@ from analytics.pricing import (
 )
 from analytics.queries import projects, spend, usage_for_pricing
 from analytics.spend_estimates import spend_with_estimates
-from analytics.store import NamedDocument
+from analytics.store import NamedDocument, write_transaction
 
 KIND = "scenario"
 MAX_NAME = 128
@@ -70,7 +70,7 @@ def save_scenario(engine: Engine, principal: Principal, scenario: Scenario, name
     body = scenario_to_json(dataclasses.replace(scenario, name=name))
     table = NamedDocument.__table__
     where = (table.c.kind == KIND, table.c.name == name)
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         before = conn.execute(select(table.c.body).where(*where)).scalar()
         if before is not None and not replace:
             raise ScenarioError(f"A scenario named '{name}' exists already; choose another "
@@ -110,7 +110,7 @@ def delete_scenario(engine: Engine, principal: Principal, name: str) -> None:
     principal.require("delete what-if scenarios")
     table = NamedDocument.__table__
     where = (table.c.kind == KIND, table.c.name == name)
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         before = conn.execute(select(table.c.body).where(*where)).scalar()
         if before is None:
             raise ScenarioError(f"There is no saved scenario named '{name}'.")

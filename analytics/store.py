@@ -449,6 +449,19 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that writes, holding SQLite's write lock from its first statement.
+
+    A deferred SQLite transaction that reads and then writes fails at once with "database is
+    locked" (SQLITE_BUSY_SNAPSHOT, which the busy timeout does not wait out) when another
+    connection committed in between, as the app's background refresh does. ``BEGIN
+    IMMEDIATE`` waits for the lock instead. PostgreSQL's transactions start as they always do.
+    """
+    with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
+        yield conn
+
+
 class StoreError(ValueError):
     """The store itself failed (unreachable, full), in plain words and without credentials."""
 
@@ -551,7 +564,7 @@ def migrate(engine: Engine) -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(ROOT / "migrations"))
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 import pandas as pd
 from sqlalchemy import Connection, Engine, select
 
-from analytics.store import AlertRow, SyncState
+from analytics.store import AlertRow, SyncState, write_transaction
 
 ALERT_SOURCE = "sync"
 
@@ -51,7 +51,7 @@ def record_success(engine: Engine, provider: str, endpoint: str, last_day: date 
     values: dict[str, object] = {"last_run_at": _now(), "status": "ok", "message": message}
     if last_day is not None:
         values["last_day"] = last_day
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         _upsert(conn, provider, endpoint, **values)
 
 
@@ -61,7 +61,7 @@ def record_failure(engine: Engine, provider: str, endpoints: list[str], message:
     now = _now()
     alerts = AlertRow.__table__
     key = f"{ALERT_SOURCE}:{provider}"
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         for endpoint in endpoints:
             _upsert(conn, provider, endpoint, last_run_at=now, status="failed", message=message)
         pending = conn.execute(select(alerts.c.id).where(
