@@ -119,8 +119,6 @@ def _acting(user: str) -> Principal:
     return dataclasses.replace(SYSTEM, username=user)
 
 
-
-
 def _reconcile(args: argparse.Namespace) -> int:
     """Every compared row (the default, without pandas: issue #9's half second), or sums by
     day, project or model (the page's summary)."""
@@ -142,8 +140,8 @@ def _reconcile(args: argparse.Namespace) -> int:
                   "for all of time).", file=sys.stderr)
     compared = compared_rows(engine, SYSTEM, start, end, args.project, args.threshold_pct,
                              args.min_usd)
+    named = with_project_names(engine, compared)
     if args.by == "row":
-        named = with_project_names(engine, compared)
         hidden = {"unpriced", "tokens", *(("project_id", "models") if args.format == "table"
                                           else ())}
         shown = [i for i, c in enumerate(named.columns) if c not in hidden]
@@ -155,8 +153,7 @@ def _reconcile(args: argparse.Namespace) -> int:
     else:
         from analytics.reconcile import reconciliation
 
-        frame = reconciliation(with_project_names(engine, compared), args.threshold_pct,
-                               args.min_usd).summary([args.by])
+        frame = reconciliation(named, args.threshold_pct, args.min_usd).summary([args.by])
         if args.flagged:
             frame = frame[frame["flagged"]]
         table = frame.assign(difference_pct=frame["difference_pct"].round(2))

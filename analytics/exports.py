@@ -134,14 +134,11 @@ def to_table(data: pd.DataFrame | Rows, money: tuple[str, ...] = ("cost_usd",)) 
 
 
 def _column_cells(values: Sequence[Any], kinds: set[type], money: bool) -> list[str]:
-    """A column's cells as text; one comprehension for the usual columns of one type."""
+    """A column's cells as text; text and flag columns without a call per cell."""
     if kinds == {str}:
         return list(values)
     if kinds == {bool}:
         return list(map(str, values))
-    if kinds <= {float, type(None)}:  # a float's own formatting rounds as Decimal would
-        spec = ",.2f" if money else ""  # format(v, "") is str(v)
-        return ["" if v is None or v != v else format(v, spec) for v in values]
     return [_cell(v, money) for v in values]
 
 

@@ -415,7 +415,7 @@ def reconcile_rows(engine: Engine, principal: Principal, start: date | None = No
         *(rollup.c[c] for c in RECONCILE_COLUMNS[:3]),
         rollup.c.input_tokens + rollup.c.output_tokens,
         func.coalesce(rollup.c.unpriced_reason, ""),
-    ).where(rollup.c.dim == "model", *_filters(rollup, start, end, projects, None))
+    ).where(*_rows_of("model"), *_filters(rollup, start, end, projects, None))
     with engine.connect() as conn:
         found = conn.execute(query).all()
     return Rows(RECONCILE_ROWS, [tuple(r) for r in found])
