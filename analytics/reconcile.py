@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 
 import pandas as pd
 from sqlalchemy import Engine
@@ -17,9 +18,8 @@ from sqlalchemy import Engine
 from analytics import spend_daily
 from analytics.access import Principal
 from analytics.exports import Rows
-from analytics.grouping import group_sum, joined_text
 from analytics.memo import per_data_version, replayed
-from analytics.reconcile_rows import compared_rows, judged, recent_range, with_project_names
+from analytics.reconcile_rows import compared_rows, recent_range, summed, with_project_names
 
 _TYPES = {"flagged": bool, "unpriced": bool, "billed_usd": float, "estimated_usd": float,
           "difference_usd": float, "difference_pct": float, "tokens": "int64"}
@@ -27,43 +27,29 @@ _TYPES = {"flagged": bool, "unpriced": bool, "billed_usd": float, "estimated_usd
 
 @dataclass(frozen=True)
 class Reconciliation:
-    """``rows``: day, provider, project_id, project, model (family), models, billed_usd,
-    estimated_usd, difference_usd (billed - estimated), difference_pct (of billed),
-    flagged, reason ('' when not flagged)."""
+    """``named``: ``compared_rows`` with project names (``with_project_names``); ``rows``,
+    the same as a frame: day, provider, project_id, project, model (family), models,
+    billed_usd, estimated_usd, difference_usd (billed - estimated), difference_pct (of
+    billed), flagged, reason ('' when not flagged), unpriced, tokens."""
 
-    rows: pd.DataFrame
+    named: Rows
     threshold_pct: float
     min_usd: float
+
+    @cached_property
+    def rows(self) -> pd.DataFrame:
+        frame = pd.DataFrame(list(self.named.rows), columns=list(self.named.columns))
+        return frame.astype(_TYPES)
 
     @property
     def flagged(self) -> pd.DataFrame:
         return self.rows[self.rows["flagged"]].reset_index(drop=True)
 
     def summary(self, by: Sequence[str]) -> pd.DataFrame:
-        """Sums by ``by`` (e.g. ["project"], ["model"]), flagged by the same rule, with the
-        distinct reasons of the flagged rows inside each group (``reasons``). Grouping by
-        ``project`` (the name) also keeps ``project_id``."""
-        keys = list(by)
-        if "project" in keys and "project_id" not in keys:  # names need not be unique
-            keys.insert(keys.index("project"), "project_id")
-        rows = self.rows
-        grouped = rows.groupby(keys, as_index=False, sort=True).agg(
-            unpriced=("unpriced", "any"), flagged_rows=("flagged", "sum"))
-        for at, column in enumerate(("billed_usd", "estimated_usd"), start=len(keys)):
-            grouped.insert(at, column, group_sum(rows, keys, column).to_numpy())
-        flagged = rows[rows["flagged"]]
-        reasons = joined_text(flagged.assign(category=flagged["reason"].str.split(":").str[0]),
-                              keys, "category", "; ")
-        grouped = grouped.merge(reasons.rename("reasons").reset_index(), on=keys, how="left")
-        grouped["reasons"] = grouped["reasons"].fillna("")
-        judgements = [judged(b, e, u, self.threshold_pct, self.min_usd) for b, e, u in zip(
-            grouped["billed_usd"], grouped["estimated_usd"], grouped["unpriced"], strict=True)]
-        difference, pct, flagged_now = ([list(c) for c in zip(*judgements, strict=True)]
-                                        if judgements else ([], [], []))
-        out = grouped.assign(difference_usd=difference, difference_pct=pct,
-                             flagged=flagged_now)
-        return out[[*keys, "billed_usd", "estimated_usd", "difference_usd", "difference_pct",
-                    "flagged", "flagged_rows", "reasons"]]
+        """``reconcile_rows.summed`` as a frame: sums by ``by`` (e.g. ["project"])."""
+        table = summed(self.named, by, self.threshold_pct, self.min_usd)
+        return pd.DataFrame(list(table.rows), columns=list(table.columns)).astype(
+            {c: t for c, t in _TYPES.items() if c in table.columns} | {"flagged_rows": "int64"})
 
 
 @replayed
@@ -89,13 +75,7 @@ def reconcile(engine: Engine, principal: Principal, start: date | None = None,
     rows = _reconciled(engine, principal, start, end, asked, threshold_pct, min_usd, prices,
                        last_days)
     # Names are looked up on every call: renaming a project is no new data version.
-    return reconciliation(with_project_names(engine, rows), threshold_pct, min_usd)
-
-
-def reconciliation(named: Rows, threshold_pct: float, min_usd: float) -> Reconciliation:
-    """``compared_rows`` with project names (``with_project_names``) as a frame."""
-    frame = pd.DataFrame(list(named.rows), columns=list(named.columns))
-    return Reconciliation(frame.astype(_TYPES), threshold_pct, min_usd)
+    return Reconciliation(with_project_names(engine, rows), threshold_pct, min_usd)
 
 
 @per_data_version

@@ -48,6 +48,7 @@ from sqlalchemy import (
     and_,
     case,
     cast,
+    column,
     delete,
     distinct,
     func,
@@ -58,11 +59,13 @@ from sqlalchemy import (
     or_,
     select,
     union_all,
+    values,
 )
 from sqlalchemy.sql import ColumnElement
 
 from analytics.access import Principal
 from analytics.exports import Rows
+from analytics.models import model_family
 from analytics.queries import (
     NAMED,
     PRICING_KEYS,
@@ -311,8 +314,7 @@ def _raw(dim: str, days: list[date] | None, dialect: str) -> Any:
                    func.coalesce(func.nullif(rates.c.reason, ""), "no price")),
                   (negative, "negative token count"),
                   (too_cached, "cached tokens exceed input tokens"))
-    if dialect == "postgresql":  # the first in code-point order, as on SQLite and in Python
-        reason = reason.collate("C")
+    reason = _in_code_point_order(reason, dialect)  # the first, as in Python
     for_models = dim == "model"
     u_keys = [u.day, u.provider, u.project_id, *([u[column]] if column else [])]
     from_usage = (
@@ -394,31 +396,57 @@ def report_rows(engine: Engine, principal: Principal, dims: Sequence[str],
     return Rows(columns, out)
 
 
-RECONCILE_ROWS = ["day", "provider", "project_id", "model", "billed_usd", "estimated_usd",
-                  "before_usd", "after_usd", "tokens", "unpriced_reason"]
+RECONCILE_ROWS = ["day", "provider", "project_id", "model", "models", "billed_usd",
+                  "estimated_usd", "before_usd", "after_usd", "tokens", "unpriced_reason"]
 
 
 def reconcile_rows(engine: Engine, principal: Principal, start: date | None = None,
                    end: date | None = None, project: str | Sequence[str] | None = None
                    ) -> Rows:
-    """Per day (ISO text), provider, project and raw model: the billed dollars (None where
-    there is no bill), the usage at the price in effect and at the price before and after it
-    (None where none of it was priced), input plus output tokens, and why some usage could
-    not be priced ('' when all could): what ``reconcile`` compares, in ``RECONCILE_ROWS``."""
+    """Per day (ISO text), provider, project and model *family*, in that order: the raw model
+    names behind the family (a comma list), the billed dollars (None where there is no
+    bill), the usage at the price in effect and at the price before and after it (None where
+    none of it was priced), input plus output tokens, and the first reason (in code-point
+    order) some usage could not be priced ('' when all could): what ``reconcile`` compares,
+    in ``RECONCILE_ROWS``.
+
+    The rows are summed into families by the database, through a small table of the
+    models in range and their families: a year of a large organisation is a hundred
+    thousand rows, too many to regroup in Python within a CLI report's half second."""
     projects = visible_projects(engine, principal, project)
     refresh(engine)
     rollup = SpendDaily.__table__
-    query = select(
-        _day_text(rollup.c.day, engine.dialect.name),  # not parsed to a date and back
-        rollup.c.provider, rollup.c.project_id, rollup.c.value,
-        case((rollup.c.billed == 1, rollup.c.amount)),
-        *(rollup.c[c] for c in RECONCILE_COLUMNS[:3]),
-        rollup.c.input_tokens + rollup.c.output_tokens,
-        func.coalesce(rollup.c.unpriced_reason, ""),
-    ).where(*_rows_of("model"), *_filters(rollup, start, end, projects, None))
+    dialect = engine.dialect.name
+    conds = [*_rows_of("model"), *_filters(rollup, start, end, projects, None)]
     with engine.connect() as conn:
-        found = conn.execute(query).all()
+        models = conn.execute(select(rollup.c.provider, rollup.c.value).where(*conds)
+                              .group_by(rollup.c.provider, rollup.c.value)).all()
+        if not models:
+            return Rows(RECONCILE_ROWS, [])
+        families = values(column("provider", String), column("model", String),
+                          column("family", String), name="families").data(
+            [(provider, model, model_family(model, provider)) for provider, model in models]
+        ).cte()  # a CTE: SQLite names a VALUES list's columns only there
+        keys = [rollup.c.day, *(_in_code_point_order(c, dialect) for c in (
+            rollup.c.provider, rollup.c.project_id, families.c.family))]
+        found = conn.execute(
+            select(_day_text(rollup.c.day, dialect), *keys[1:],
+                   _names(rollup.c.value, dialect),
+                   func.sum(case((rollup.c.billed == 1, rollup.c.amount))),
+                   *(func.sum(rollup.c[c]) for c in RECONCILE_COLUMNS[:3]),
+                   func.sum(rollup.c.input_tokens + rollup.c.output_tokens),
+                   func.coalesce(func.min(_in_code_point_order(rollup.c.unpriced_reason,
+                                                               dialect)), ""))
+            .select_from(rollup.join(families, and_(families.c.provider == rollup.c.provider,
+                                                    families.c.model == rollup.c.value)))
+            .where(*conds).group_by(*keys).order_by(*keys)).all()
     return Rows(RECONCILE_ROWS, [tuple(r) for r in found])
+
+
+def _in_code_point_order(text: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
+    """Text compared as Python compares it (SQLite does; PostgreSQL's default collation
+    follows the locale)."""
+    return text.collate("C") if dialect == "postgresql" else text
 
 
 def _day_text(day: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:

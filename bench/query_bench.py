@@ -11,7 +11,8 @@ grouped by day, project and line item, priced from the same usage at list price)
 Each path runs once to warm up, then three times; the median is reported. Forecasts are timed
 with their cache cleared each run (the pages and CLI would otherwise hit it). Each CLI report
 (``report spend --by`` every dimension over all time and by project over the last 30 days of
-data; ``report reconcile`` with its default, the last 30 days of data, and over all of time)
+data; ``report reconcile`` with its default, the last 30 days of data, as rows and summed by
+day, project and model, and over all of time as rows and by day)
 is a subprocess with its output to a pipe, interpreter start-up included, as a person or cron
 would see it.
 
@@ -272,8 +273,10 @@ def _paths(engine: Engine, url: str) -> list[tuple[str, Callable[[], Any], float
     span = ("--start", start.isoformat(), "--end", end.isoformat())
     note = "subprocess, interpreter start included"
     reports = [*((("spend", "--by", dim), False) for dim in queries.DIMENSIONS),
-               (("spend", "--by", "project"), True), (("reconcile",), False),
-               (("reconcile", "--all"), False)]
+               (("spend", "--by", "project"), True),
+               *((("reconcile", *by), False) for by in ((), *(("--by", d) for d in
+                                                             ("day", "project", "model")))),
+               (("reconcile", "--all"), False), (("reconcile", "--all", "--by", "day"), False)]
     for args, dated in reports:
         found.append((" ".join(["CLI report", *args, *(("--start S --end E",) if dated else ())]),
                       cli_report(url, *args, *(span if dated else ())), TARGET_CLI_S, None,

@@ -253,9 +253,10 @@ def test_a_report_imports_its_own_code_and_no_other_commands(engine: Engine, db_
 
 
 def test_a_reconcile_report_loads_no_pandas(engine: Engine, db_url: str) -> None:
-    """Reconciling every row is read from the rollup and compared in plain Python: the
-    month a person usually asks for prints in half a second (issue #9)."""
+    """Reconciling every row is read from the rollup and compared in plain Python, and its
+    sums by model too: the month a person usually asks for prints in half a second (#9)."""
     spend_daily.refresh(engine)
-    loaded = _loaded(_LOADED_BY_CLI, "report", "reconcile", "--db", db_url)
-    assert "analytics.reconcile_rows" in loaded
-    assert not {"pandas", "numpy", "pyarrow", "alembic"} & loaded
+    for by in ("row", "model"):
+        loaded = _loaded(_LOADED_BY_CLI, "report", "reconcile", "--by", by, "--db", db_url)
+        assert "analytics.reconcile_rows" in loaded, by
+        assert not {"pandas", "numpy", "pyarrow", "alembic"} & loaded, by

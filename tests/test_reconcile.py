@@ -113,6 +113,12 @@ def test_summary_by_model_and_project(store):
     projects = result.summary(["project"]).set_index("project")
     assert projects.loc["Production", "reasons"] == f"{MISSING_USAGE}; {UNEXPLAINED}"
     assert projects.loc["Production", "flagged_rows"] == 2
+    days = result.summary(["day"]).set_index("day")
+    for day, rows in result.rows.groupby("day"):
+        for column in ("billed_usd", "estimated_usd"):
+            assert days.loc[day, column] == math.fsum(rows[column].dropna()), (day, column)
+        assert days.loc[day, "flagged_rows"] == rows["flagged"].sum()
+    assert days["flagged_rows"].sum() == len(result.flagged) > 0
 
 
 def test_scope_and_period_filters(store):
@@ -236,6 +242,7 @@ def test_estimates_equal_pricing_every_usage_row(engine, tmp_path):
         estimates.fillna(0).to_numpy(), abs=1e-9)
     assert list(used["unpriced"]) == list(reasons.notna())
     assert not _row(rows, D1, BATCH, "gpt-5-mini")["unpriced"]
+    assert _row(rows, D1, PROD, "gpt-4o")["models"] == ", ".join(sorted(["gpt-4o", GPT4O]))
     assert _row(rows, D2, PROD, "gpt-4o")["reason"] == (
         f"{UNPRICED}: cached tokens exceed input tokens")
     assert _row(rows, D1, RESEARCH, "mystery-model-1")["reason"] == (
