@@ -24,7 +24,6 @@ from analytics.queries import data_range
 from analytics.store import get_engine
 
 if TYPE_CHECKING:
-
     from analytics.pricing import Scenario
 
 FORMATS = ("table", "csv", "json")

@@ -427,8 +427,11 @@ def reconcile_rows(engine: Engine, principal: Principal, start: date | None = No
                           column("family", String), name="families").data(
             [(provider, model, model_family(model, provider)) for provider, model in models]
         ).cte()  # a CTE: SQLite names a VALUES list's columns only there
+        # An outer join, the raw name standing in for its family: on PostgreSQL a model a
+        # refresh committed since the list above was read is still summed.
+        family = func.coalesce(families.c.family, rollup.c.value)
         keys = [rollup.c.day, *(_in_code_point_order(c, dialect) for c in (
-            rollup.c.provider, rollup.c.project_id, families.c.family))]
+            rollup.c.provider, rollup.c.project_id, family))]
         found = conn.execute(
             select(_day_text(rollup.c.day, dialect), *keys[1:],
                    _names(rollup.c.value, dialect),
@@ -437,8 +440,8 @@ def reconcile_rows(engine: Engine, principal: Principal, start: date | None = No
                    func.sum(rollup.c.input_tokens + rollup.c.output_tokens),
                    func.coalesce(func.min(_in_code_point_order(rollup.c.unpriced_reason,
                                                                dialect)), ""))
-            .select_from(rollup.join(families, and_(families.c.provider == rollup.c.provider,
-                                                    families.c.model == rollup.c.value)))
+            .select_from(rollup.outerjoin(families, and_(
+                families.c.provider == rollup.c.provider, families.c.model == rollup.c.value)))
             .where(*conds).group_by(*keys).order_by(*keys)).all()
     return Rows(RECONCILE_ROWS, [tuple(r) for r in found])
 

@@ -443,8 +443,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    """``BEGIN IMMEDIATE`` for writers that ask for it (imports take the write lock up front,
-    so two at once queue instead of interleaving), a plain deferred ``BEGIN`` otherwise."""
+    """``BEGIN IMMEDIATE`` for a ``write_transaction`` (it takes the write lock up front, so
+    two writers queue instead of one failing), a plain deferred ``BEGIN`` for reads."""
     mode = conn.get_execution_options().get("sqlite_begin", "")
     conn.exec_driver_sql(f"BEGIN {mode}".strip())
 

@@ -27,6 +27,7 @@ from analytics.reconcile_rows import (
     PRICE_CHANGE,
     UNEXPLAINED,
     UNPRICED,
+    compared_rows,
 )
 from analytics.store import SpendDaily
 from tests.pricing_fixtures import (
@@ -78,6 +79,11 @@ def test_matching_row_is_not_flagged(store):
     assert row["estimated_usd"] == pytest.approx(3.25)
     assert not row["flagged"] and row["reason"] == ""
     assert row["models"] == GPT4O and row["project"] == "Production"
+    # Plain Python values for the CLI on either store (PostgreSQL sums integers as numeric).
+    compared = compared_rows(store, SYSTEM)
+    at = list(compared.columns).index("tokens")
+    assert {type(r[at]) for r in compared.rows} == {int}
+    assert 1_100_000 in {r[at] for r in compared.rows}
 
 
 def test_each_difference_gets_its_likely_reason(store):
