@@ -12,6 +12,7 @@ import dataclasses
 import math
 import sys
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -146,16 +147,15 @@ def _reconcile(args: argparse.Namespace) -> int:
     else:
         found = summed(found, [args.by], args.threshold_pct, args.min_usd)
         hidden = set()
-    shown = [i for i, c in enumerate(found.columns) if c not in hidden]
-    pct, flagged = found.columns.index("difference_pct"), found.columns.index("flagged")
-    table = exports.Rows([found.columns[i] for i in shown],
-                         [tuple(round(r[i], 2) if i == pct else r[i] for i in shown)
-                          for r in found.rows if r[flagged] or not args.flagged])
+    columns = [c for c in found.columns if c not in hidden]
+    pick = itemgetter(*(found.columns.index(c) for c in columns))
+    flagged = found.columns.index("flagged")
+    kept = [pick(r) for r in found.rows if r[flagged] or not args.flagged]
+    pct = columns.index("difference_pct")  # to a hundredth of a percent, as the page shows it
+    table = exports.Rows(columns, [(*r[:pct], round(r[pct], 2), *r[pct + 1:]) for r in kept])
     exports.emit(table, args.format, _RECONCILE_MONEY)
-    columns = list(compared.columns)
-    flags, billed, estimated = (
-        [r[columns.index(c)] for r in compared.rows]
-        for c in ("flagged", "billed_usd", "estimated_usd"))
+    flags, billed, estimated = (list(map(itemgetter(compared.columns.index(c)), compared.rows))
+                                for c in ("flagged", "billed_usd", "estimated_usd"))
     print(f"{sum(flags)} of {len(flags)} rows differ by more than {args.threshold_pct:g}%; "
           f"billed ${_total(billed):,.2f}, estimated ${_total(estimated):,.2f}",
           file=sys.stderr)
