@@ -19,10 +19,12 @@ from analytics import spend_daily
 from analytics.access import Principal
 from analytics.exports import Rows
 from analytics.memo import per_data_version, replayed
+from analytics.queries import rows_frame
 from analytics.reconcile_rows import compared_rows, recent_range, summed, with_project_names
 
 _TYPES = {"flagged": bool, "unpriced": bool, "billed_usd": float, "estimated_usd": float,
-          "difference_usd": float, "difference_pct": float, "tokens": "int64"}
+          "difference_usd": float, "difference_pct": float, "tokens": "int64",
+          "flagged_rows": "int64"}
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,7 @@ class Reconciliation:
 
     @cached_property
     def rows(self) -> pd.DataFrame:
-        frame = pd.DataFrame(list(self.named.rows), columns=list(self.named.columns))
-        return frame.astype(_TYPES)
+        return _frame(self.named)
 
     @property
     def flagged(self) -> pd.DataFrame:
@@ -47,9 +48,13 @@ class Reconciliation:
 
     def summary(self, by: Sequence[str]) -> pd.DataFrame:
         """``reconcile_rows.summed`` as a frame: sums by ``by`` (e.g. ["project"])."""
-        table = summed(self.named, by, self.threshold_pct, self.min_usd)
-        return pd.DataFrame(list(table.rows), columns=list(table.columns)).astype(
-            {c: t for c, t in _TYPES.items() if c in table.columns} | {"flagged_rows": "int64"})
+        return _frame(summed(self.named, by, self.threshold_pct, self.min_usd))
+
+
+def _frame(table: Rows) -> pd.DataFrame:
+    """Compared or summed rows as a frame, typed as the page shows them (even when empty)."""
+    return rows_frame(table.rows, table.columns).astype(
+        {c: t for c, t in _TYPES.items() if c in table.columns})
 
 
 @replayed

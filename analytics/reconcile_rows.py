@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
@@ -86,9 +87,7 @@ def judged(billed: float | None, estimated: float | None, unpriced: bool,
     billed), or usage that could not be priced."""
     billed = 0.0 if billed is None or math.isnan(billed) else billed
     estimated = 0.0 if estimated is None or math.isnan(estimated) else estimated
-    # Float noise and -0.0 read as cents; rounded through an int, a quarter of round(x, 9)'s
-    # time, which a year's hundred thousand rows feel.
-    difference = round((billed - estimated) * 1e9) / 1e9 + 0.0
+    difference = round(billed - estimated, 9) + 0.0  # float noise and -0.0 read as cents
     pct = difference / billed * 100 if billed != 0 else NAN
     big = abs(difference) > min_usd and (billed == 0 or abs(pct) > threshold_pct)
     return difference, pct, big or unpriced
@@ -115,6 +114,17 @@ def _reason(key: tuple[str, str, str, str], models: str, billed: float | None,
             "lacks")
 
 
+@dataclass
+class _Group:
+    """One group of ``summed``: the figures present, and what its flagged rows say."""
+
+    billed: list[float] = field(default_factory=list)
+    estimated: list[float] = field(default_factory=list)
+    unpriced: bool = False
+    flagged_rows: int = 0
+    reasons: set[str] = field(default_factory=set)
+
+
 SUMMARY_TAIL = ["billed_usd", "estimated_usd", "difference_usd", "difference_pct", "flagged",
                 "flagged_rows", "reasons"]
 
@@ -134,27 +144,27 @@ def summed(named: Rows, by: Sequence[str], threshold_pct: float, min_usd: float)
     key_at = [at[k] for k in keys]
     billed_at, estimated_at = at["billed_usd"], at["estimated_usd"]
     flagged_at, reason_at, unpriced_at = at["flagged"], at["reason"], at["unpriced"]
-    groups: dict[tuple[Any, ...], tuple[list[float], list[float], list[bool], set[str]]] = {}
+    groups: dict[tuple[Any, ...], _Group] = {}
     for row in named.rows:
         key = tuple(row[i] for i in key_at)
-        group = groups.get(key)
-        if group is None:  # billed, estimated, [unpriced, flagged rows], reason categories
-            group = groups[key] = ([], [], [False, 0], set())
-        for figures, value in ((group[0], row[billed_at]), (group[1], row[estimated_at])):
-            if value == value:  # not NaN
-                figures.append(value)
-        group[2][0] = group[2][0] or row[unpriced_at]
+        group = groups.get(key) or groups.setdefault(key, _Group())
+        if row[billed_at] == row[billed_at]:  # not NaN
+            group.billed.append(row[billed_at])
+        if row[estimated_at] == row[estimated_at]:
+            group.estimated.append(row[estimated_at])
+        group.unpriced = group.unpriced or row[unpriced_at]
         if row[flagged_at]:
-            group[2][1] += 1
-            group[3].add(row[reason_at].split(":")[0])
+            group.flagged_rows += 1
+            group.reasons.add(row[reason_at].split(":")[0])
     out = []
     for key in sorted(groups):
-        billed_values, estimated_values, (unpriced, flagged_rows), reasons = groups[key]
-        billed = math.fsum(billed_values) if billed_values else NAN
-        estimated = math.fsum(estimated_values) if estimated_values else NAN
-        difference, pct, flagged = judged(billed, estimated, unpriced, threshold_pct, min_usd)
-        out.append((*key, billed, estimated, difference, pct, flagged, flagged_rows,
-                    "; ".join(sorted(reasons))))
+        group = groups[key]
+        billed = math.fsum(group.billed) if group.billed else NAN
+        estimated = math.fsum(group.estimated) if group.estimated else NAN
+        difference, pct, flagged = judged(billed, estimated, group.unpriced, threshold_pct,
+                                          min_usd)
+        out.append((*key, billed, estimated, difference, pct, flagged, group.flagged_rows,
+                    "; ".join(sorted(group.reasons))))
     return Rows([*keys, *SUMMARY_TAIL], out)
 
 
